@@ -1,0 +1,1 @@
+"""Shared contract of the hybrid data platform."""

@@ -1,0 +1,149 @@
+"""The one place that turns the environment into typed configuration.
+
+Everything is resolved at call time from environment variables (``HDP_*``) with local defaults, so the
+same job code runs on a laptop, in CI and on a cluster: a cluster only sets other variables.
+Nothing here imports an engine; the module is pure standard library and is installed in both the Spark
+and the Flink environments.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Root of the repository (src/hybrid_platform/config.py -> repo). Used only for local defaults.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A configuration value is present but unusable; the message says which variable to fix."""
+
+
+def _env(name: str, default: str, environ: dict[str, str] | None) -> str:
+    source = os.environ if environ is None else environ
+    value = source.get(name, "")
+    return value if value != "" else default
+
+
+def _port(name: str, default: int, environ: dict[str, str] | None) -> int:
+    raw = _env(name, str(default), environ)
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a port number; set it to an integer 1-65535") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"{name}={port} is out of range; set it to an integer 1-65535")
+    return port
+
+
+@dataclass(frozen=True)
+class Ports:
+    kafka: int
+    kafka_controller: int
+    flink_rest: int
+    airflow: int
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """The Iceberg catalog all three readers share (Spark, Flink, pyiceberg).
+
+    Locally a JDBC catalog on an embedded SQLite file; on a cluster ``HDP_CATALOG_URI`` points at
+    Postgres (JDBC) and ``HDP_WAREHOUSE`` at object storage.
+    """
+
+    name: str
+    uri: str
+    warehouse: str
+    jdbc_user: str
+    jdbc_password: str
+
+    @property
+    def sqlalchemy_uri(self) -> str:
+        """The same database as a SQLAlchemy URL, for pyiceberg's SqlCatalog."""
+        if self.uri.startswith("jdbc:sqlite:"):
+            return "sqlite:///" + self.uri.removeprefix("jdbc:sqlite:")
+        if self.uri.startswith("jdbc:postgresql://"):
+            auth = f"{self.jdbc_user}:{self.jdbc_password}@" if self.jdbc_user else ""
+            return "postgresql+psycopg2://" + auth + self.uri.removeprefix("jdbc:postgresql://")
+        raise ConfigError(f"HDP_CATALOG_URI={self.uri!r}: only jdbc:sqlite: and jdbc:postgresql: are supported")
+
+    def java_properties(self) -> dict[str, str]:
+        """Catalog properties as Iceberg's Java JdbcCatalog takes them (Spark and Flink)."""
+        props = {
+            "type": "jdbc",
+            "uri": self.uri,
+            "warehouse": self.warehouse,
+            # V0 is the table layout pyiceberg's SqlCatalog reads and writes too.
+            "jdbc.schema-version": "V0",
+        }
+        if self.jdbc_user:
+            props["jdbc.user"] = self.jdbc_user
+            props["jdbc.password"] = self.jdbc_password
+        return props
+
+    def pyiceberg_properties(self) -> dict[str, str]:
+        return {"type": "sql", "uri": self.sqlalchemy_uri, "warehouse": self.warehouse}
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    environment: str  # local | ci | cluster: informational, chosen by HDP_ENV
+    home: Path  # all runtime state (git-ignored): data, logs, pids, catalog, warehouse
+    jar_cache: Path  # downloaded jars, shared by every clone on the machine
+    ports: Ports
+    bind_host: str
+    kafka_bootstrap: str
+    flink_rest_url: str
+    airflow_url: str
+    airflow_user: str
+    airflow_password: str
+    catalog: CatalogConfig
+    spark_master: str
+    flink_python: Path  # interpreter of the PyFlink environment
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def load(environ: dict[str, str] | None = None) -> PlatformConfig:
+    """Resolve the configuration from ``environ`` (default: the process environment)."""
+    home = Path(_env("HDP_HOME", str(REPO_ROOT / ".platform"), environ)).expanduser().resolve()
+    cache_root = _env("XDG_CACHE_HOME", str(Path.home() / ".cache"), environ)
+    jar_cache = Path(_env("HDP_JAR_CACHE", str(Path(cache_root) / "hybrid-platform" / "jars"), environ))
+    bind_host = _env("HDP_BIND_HOST", "127.0.0.1", environ)
+    ports = Ports(
+        kafka=_port("HDP_KAFKA_PORT", 9092, environ),
+        kafka_controller=_port("HDP_KAFKA_CONTROLLER_PORT", 9093, environ),
+        flink_rest=_port("HDP_FLINK_PORT", 8081, environ),
+        airflow=_port("HDP_AIRFLOW_PORT", 8080, environ),
+    )
+    warehouse_dir = home / "warehouse"
+    catalog = CatalogConfig(
+        name=_env("HDP_CATALOG_NAME", "lakehouse", environ),
+        uri=_env("HDP_CATALOG_URI", f"jdbc:sqlite:{home / 'catalog' / 'iceberg_catalog.db'}", environ),
+        warehouse=_env("HDP_WAREHOUSE", warehouse_dir.as_uri(), environ),
+        jdbc_user=_env("HDP_CATALOG_USER", "", environ),
+        jdbc_password=_env("HDP_CATALOG_PASSWORD", "", environ),
+    )
+    return PlatformConfig(
+        environment=_env("HDP_ENV", "ci" if _env("CI", "", environ) else "local", environ),
+        home=home,
+        jar_cache=jar_cache.expanduser().resolve(),
+        ports=ports,
+        bind_host=bind_host,
+        kafka_bootstrap=_env("HDP_KAFKA_BOOTSTRAP", f"{bind_host}:{ports.kafka}", environ),
+        flink_rest_url=_env("HDP_FLINK_REST_URL", f"http://{bind_host}:{ports.flink_rest}", environ),
+        airflow_url=_env("HDP_AIRFLOW_URL", f"http://{bind_host}:{ports.airflow}", environ),
+        airflow_user=_env("HDP_AIRFLOW_USER", "admin", environ),
+        airflow_password=_env("HDP_AIRFLOW_PASSWORD", "admin", environ),
+        catalog=catalog,
+        spark_master=_env("HDP_SPARK_MASTER", "local[2]", environ),
+        flink_python=Path(_env("HDP_FLINK_PYTHON", str(REPO_ROOT / ".venv-flink" / "bin" / "python"), environ)),
+    )

@@ -1,0 +1,121 @@
+"""JVM jars: the pinned manifest (``jars.toml``), the download into a local cache, checksum checks.
+
+Jars are fetched once from Maven Central into ``PlatformConfig.jar_cache`` and reused offline afterwards;
+a jar already in the cache with the pinned SHA-256 is never downloaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybrid_platform.config import REPO_ROOT
+
+MANIFEST = REPO_ROOT / "jars.toml"
+DEFAULT_REPOSITORY = "https://repo1.maven.org/maven2"
+
+
+class JarError(RuntimeError):
+    """A jar could not be provided; the message is one line saying what to do."""
+
+
+@dataclass(frozen=True)
+class Jar:
+    group: str
+    artifact: str
+    version: str
+    sets: tuple[str, ...]
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.artifact}-{self.version}.jar"
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.group}:{self.artifact}:{self.version}"
+
+    def url(self, repository: str) -> str:
+        return f"{repository}/{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.filename}"
+
+
+def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, str], list[Jar]]:
+    data = tomllib.loads(path.read_text())
+    jars = []
+    for entry in data["jar"]:
+        group, artifact, version = entry["coordinates"].split(":")
+        jars.append(Jar(group, artifact, version, tuple(entry["sets"]), entry["sha256"]))
+    return data["versions"], jars
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path) -> None:
+    partial = target.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise JarError(
+            f"download failed: {url} ({reason}); check network access to Maven Central "
+            "or set HDP_MAVEN_REPO to a mirror, then rerun `make setup`"
+        ) from None
+    partial.replace(target)
+
+
+def ensure(jar: Jar, cache: Path, repository: str | None = None) -> Path:
+    """Return the cached jar, downloading it first if needed; the SHA-256 must match the manifest."""
+    repository = repository or os.environ.get("HDP_MAVEN_REPO") or DEFAULT_REPOSITORY
+    target = cache / jar.filename
+    if target.exists() and sha256_of(target) == jar.sha256:
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    _download(jar.url(repository), target)
+    actual = sha256_of(target)
+    if actual != jar.sha256:
+        bad = target.with_suffix(".jar.rejected")
+        target.replace(bad)
+        raise JarError(
+            f"checksum mismatch for {jar.coordinates}: expected sha256 {jar.sha256}, got {actual} "
+            f"(kept as {bad}); a proxy or mirror served a different file, do not use it"
+        )
+    return target
+
+
+def ensure_all(cache: Path, sets: Iterable[str] | None = None) -> dict[str, list[Path]]:
+    """Fetch every jar of ``sets`` (default: all) and return the classpath of each set."""
+    _, jars = load_manifest()
+    wanted = set(sets) if sets is not None else {s for jar in jars for s in jar.sets}
+    classpaths: dict[str, list[Path]] = {name: [] for name in wanted}
+    for jar in jars:
+        if wanted.isdisjoint(jar.sets):
+            continue
+        path = ensure(jar, cache)
+        for name in wanted.intersection(jar.sets):
+            classpaths[name].append(path)
+    return classpaths
+
+
+def classpath(cache: Path, set_name: str) -> list[Path]:
+    """The cached jars of one set, without any network access (raises if one is missing)."""
+    _, jars = load_manifest()
+    paths = [cache / jar.filename for jar in jars if set_name in jar.sets]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise JarError(f"{len(missing)} jar(s) of '{set_name}' not in {cache} (e.g. {missing[0]}); run `make setup`")
+    return paths

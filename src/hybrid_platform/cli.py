@@ -1,0 +1,96 @@
+"""``hdp``: the platform's command line (local runtime, jars, demo).
+
+Every failure a user can cause or fix prints one line saying what to do and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from hybrid_platform import config, jars, runtime
+from hybrid_platform.java import JavaError
+
+PORT_VARIABLES = (
+    "ports: HDP_KAFKA_PORT (9092), HDP_KAFKA_CONTROLLER_PORT (9093), HDP_FLINK_PORT (8081), "
+    "HDP_AIRFLOW_PORT (8080); state folder: HDP_HOME (.platform)"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line instead of argparse's usage block: what was wrong and where to look.
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _mb(value: int) -> str:
+    return f"{value / 2**20:,.0f} MB" if value else "-"
+
+
+def cmd_up(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    jars.ensure_all(cfg.jar_cache)
+    runtime.up(cfg, only=args.only or None)
+    return cmd_status(argparse.Namespace(json=False), cfg)
+
+
+def cmd_down(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    runtime.down(cfg)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    report = runtime.status(cfg)
+    total = sum(item.rss_bytes for item in report)
+    if args.json:
+        print(json.dumps({"services": [vars(item) for item in report], "total_rss_bytes": total}, indent=2))
+    else:
+        print(f"{'SERVICE':22} {'STATE':9} {'PID':>7} {'RSS':>9}  {'URL':40} DETAIL")
+        for item in report:
+            state = "healthy" if item.healthy else ("running" if item.pid else "down")
+            if item.pid and not item.healthy:
+                state = "unhealthy"
+            pid = str(item.pid) if item.pid else "-"
+            print(f"{item.name:22} {state:9} {pid:>7} {_mb(item.rss_bytes):>9}  {item.url:40} {item.detail}")
+        print(f"{'total resident memory':41} {_mb(total):>9}")
+        print(f"Airflow login: {cfg.airflow_user} / (HDP_AIRFLOW_PASSWORD, default 'admin')   state: {cfg.home}")
+    return 0
+
+
+def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    classpaths = jars.ensure_all(cfg.jar_cache)
+    for name, paths in sorted(classpaths.items()):
+        print(f"{name}: {len(paths)} jar(s) verified in {cfg.jar_cache}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    up = sub.add_parser("up", help="start Kafka, Flink, the Iceberg catalog and Airflow (idempotent)")
+    up.add_argument("--only", nargs="*", metavar="SERVICE", help="start only these (prefixes: kafka flink airflow)")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything `up` started, and nothing else").set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="what runs where: URLs, PIDs, health, resident memory", epilog=PORT_VARIABLES)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+    sub.add_parser("jars", help="fetch and verify the pinned JVM jars (jars.toml)").set_defaults(func=cmd_jars)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config.load()
+        result: int = args.func(args, cfg)
+        return result
+    except (config.ConfigError, jars.JarError, JavaError, runtime.RuntimeFailure) as exc:
+        print(f"hdp {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

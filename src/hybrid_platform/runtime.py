@@ -1,0 +1,642 @@
+"""The local runtime: Kafka (KRaft), a Flink session cluster, the Iceberg catalog and Airflow 3.
+
+Every service runs as a real process in its own session (``setsid``), with its PID, command line and
+log under ``PlatformConfig.home``. ``down`` signals only the sessions recorded there, so it stops what
+``up`` started and nothing else; ``up`` skips what already runs, so running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from base64 import urlsafe_b64encode
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hybrid_platform import jars
+from hybrid_platform.config import REPO_ROOT, PlatformConfig
+from hybrid_platform.java import java_home
+
+
+class RuntimeFailure(RuntimeError):
+    """A service could not be started or prepared; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Service:
+    name: str
+    command: Callable[[PlatformConfig], list[str]]
+    env: Callable[[PlatformConfig], dict[str, str]]
+    health: Callable[[PlatformConfig], Health]
+    url: Callable[[PlatformConfig], str] = lambda cfg: ""
+    ports: Callable[[PlatformConfig], list[int]] = lambda cfg: []
+    prepare: Callable[[PlatformConfig], None] = lambda cfg: None
+    start_timeout_s: float = 120.0
+    depends_on: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _http_json(url: str, timeout: float = 3.0) -> object:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _java_env() -> dict[str, str]:
+    home = java_home()
+    return {"JAVA_HOME": str(home), "PATH": f"{home / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _classpath(cfg: PlatformConfig, set_name: str) -> str:
+    return os.pathsep.join(str(p) for p in jars.classpath(cfg.jar_cache, set_name))
+
+
+# --------------------------------------------------------------------------------------------------
+# Kafka: a single KRaft node (broker + controller) from the official jars on Maven Central
+
+
+def _kafka_dir(cfg: PlatformConfig) -> Path:
+    return cfg.home / "kafka"
+
+
+def _kafka_prepare(cfg: PlatformConfig) -> None:
+    base = _kafka_dir(cfg)
+    base.mkdir(parents=True, exist_ok=True)
+    host = cfg.bind_host
+    properties = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{host}:{cfg.ports.kafka_controller}",
+        "listeners": f"PLAINTEXT://{host}:{cfg.ports.kafka},CONTROLLER://{host}:{cfg.ports.kafka_controller}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{cfg.ports.kafka}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(base / "data"),
+        # One node: every internal topic has a single replica (transactions need this for exactly-once).
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "num.partitions": "2",
+        "group.initial.rebalance.delay.ms": "0",
+        # Flink's exactly-once sink keeps transactions open up to a checkpoint plus its timeout.
+        "transaction.max.timeout.ms": "900000",
+        "log.retention.hours": "48",
+    }
+    (base / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+    (base / "log4j2.properties").write_text(
+        "rootLogger.level = INFO\n"
+        "rootLogger.appenderRef.stdout.ref = STDOUT\n"
+        "appender.stdout.type = Console\n"
+        "appender.stdout.name = STDOUT\n"
+        "appender.stdout.layout.type = PatternLayout\n"
+        "appender.stdout.layout.pattern = [%d] %p %m (%c)%n\n"
+        "logger.kafka.name = kafka\nlogger.kafka.level = WARN\n"
+        "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
+        "logger.apache.name = org.apache.kafka\nlogger.apache.level = WARN\n"
+    )
+    if (base / "data" / "meta.properties").exists():
+        return
+    cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    result = subprocess.run(
+        [
+            str(java_home() / "bin" / "java"),
+            "-Xmx256m",
+            f"-Dlog4j2.configurationFile={base / 'log4j2.properties'}",
+            "-cp",
+            _classpath(cfg, "kafka"),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(base / "server.properties"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeFailure(f"formatting Kafka storage failed: {result.stderr.strip() or result.stdout.strip()}")
+
+
+def _kafka_command(cfg: PlatformConfig) -> list[str]:
+    base = _kafka_dir(cfg)
+    return [
+        str(java_home() / "bin" / "java"),
+        "-Xms256m",
+        "-Xmx512m",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        f"-Dlog4j2.configurationFile={base / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={cfg.log_dir}",
+        "-cp",
+        _classpath(cfg, "kafka"),
+        "kafka.Kafka",
+        str(base / "server.properties"),
+    ]
+
+
+def _kafka_health(cfg: PlatformConfig) -> Health:
+    host, _, port = cfg.kafka_bootstrap.rpartition(":")
+    if not port_open(host, int(port)):
+        return Health(False, f"no listener on {cfg.kafka_bootstrap}")
+    try:
+        from confluent_kafka.admin import AdminClient  # lazy: only the Spark environment has it
+    except ImportError:
+        return Health(True, "port open")
+    try:
+        metadata = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap}).list_topics(timeout=3)
+    except Exception as exc:  # the client raises KafkaException with a transport reason
+        return Health(False, f"metadata request failed: {exc}")
+    return Health(True, f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Flink: a standalone session cluster from the scripts and jars inside the apache-flink wheel
+
+
+def pyflink_home(cfg: PlatformConfig) -> Path:
+    """The ``pyflink`` folder of the Flink environment (it holds bin/, lib/, opt/)."""
+    result = subprocess.run(
+        [str(cfg.flink_python), "-c", "import pyflink, os; print(os.path.dirname(pyflink.__file__))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeFailure(
+            f"the PyFlink environment is missing ({cfg.flink_python}); run `make setup` to create .venv-flink"
+        )
+    return Path(result.stdout.strip())
+
+
+def _flink_dir(cfg: PlatformConfig) -> Path:
+    return cfg.home / "flink"
+
+
+def flink_env(cfg: PlatformConfig) -> dict[str, str]:
+    base = _flink_dir(cfg)
+    return {
+        **_java_env(),
+        "FLINK_CONF_DIR": str(base / "conf"),
+        "FLINK_LIB_DIR": str(base / "lib"),
+        "FLINK_LOG_DIR": str(cfg.log_dir / "flink"),
+    }
+
+
+def _flink_prepare(cfg: PlatformConfig) -> None:
+    base = _flink_dir(cfg)
+    wheel = pyflink_home(cfg)
+    lib = base / "lib"
+    conf = base / "conf"
+    for folder in (lib, conf, cfg.log_dir / "flink", base / "checkpoints", base / "savepoints"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for old in lib.iterdir():
+        old.unlink()
+    # The wheel's distribution jars, flink-python (Python UDFs on the TaskManager) and our pinned jars.
+    for jar in [*sorted((wheel / "lib").glob("*.jar")), *sorted((wheel / "opt").glob("flink-python-*.jar"))]:
+        (lib / jar.name).symlink_to(jar)
+    for jar in jars.classpath(cfg.jar_cache, "flink"):
+        (lib / jar.name).symlink_to(jar)
+    for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties", "logback.xml"):
+        source = wheel / "conf" / name
+        if source.exists():
+            (conf / name).write_text(source.read_text())
+    java_opts = ""
+    for line in (wheel / "conf" / "config.yaml").read_text().splitlines():
+        if line.strip().startswith("all: --add"):  # the JDK 17 module flags Flink ships with
+            java_opts = line.split("all:", 1)[1].strip()
+    host = cfg.bind_host
+    python = str(cfg.flink_python)
+    settings = {
+        "env.java.opts.all": java_opts,
+        "env.pid.dir": str(cfg.run_dir),
+        "jobmanager.rpc.address": host,
+        "jobmanager.bind-host": host,
+        "jobmanager.memory.process.size": "1024m",
+        "taskmanager.bind-host": host,
+        "taskmanager.host": host,
+        # 1.5 GB, 4 slots: room for the two long-lived jobs plus an ad-hoc one on a 2-core laptop.
+        "taskmanager.memory.process.size": "1536m",
+        "taskmanager.numberOfTaskSlots": "4",
+        "parallelism.default": "1",
+        "rest.address": host,
+        "rest.bind-address": host,
+        "rest.port": str(cfg.ports.flink_rest),
+        "state.backend.type": "rocksdb",
+        "execution.checkpointing.dir": (base / "checkpoints").as_uri(),
+        "execution.checkpointing.savepoint-dir": (base / "savepoints").as_uri(),
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "execution.checkpointing.num-retained": "3",
+        "restart-strategy.type": "exponential-delay",
+        "python.executable": python,
+        "python.client.executable": python,
+        "web.cancel.enable": "true",
+    }
+    (conf / "config.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+
+
+def _flink_command(script: str) -> Callable[[PlatformConfig], list[str]]:
+    def command(cfg: PlatformConfig) -> list[str]:
+        return ["bash", str(pyflink_home(cfg) / "bin" / script), "start-foreground"]
+
+    return command
+
+
+def _flink_health(cfg: PlatformConfig) -> Health:
+    try:
+        overview = _http_json(f"{cfg.flink_rest_url}/overview")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return Health(False, f"REST API not answering ({exc})")
+    assert isinstance(overview, dict)
+    return Health(
+        overview.get("taskmanagers", 0) >= 1,
+        f"{overview.get('taskmanagers', 0)} taskmanager(s), {overview.get('slots-available', 0)}/"
+        f"{overview.get('slots-total', 0)} slots free, {overview.get('jobs-running', 0)} job(s) running",
+    )
+
+
+def _flink_jobmanager_health(cfg: PlatformConfig) -> Health:
+    try:
+        config = _http_json(f"{cfg.flink_rest_url}/config")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return Health(False, f"REST API not answering ({exc})")
+    assert isinstance(config, dict)
+    return Health(True, f"Flink {config.get('flink-version', '?')} REST API and Web UI")
+
+
+def _flink_taskmanager_health(cfg: PlatformConfig) -> Health:
+    health = _flink_health(cfg)
+    return Health(health.ok, "registered with the JobManager" if health.ok else health.detail)
+
+
+# --------------------------------------------------------------------------------------------------
+# Iceberg catalog: JDBC on an embedded SQLite file (no process), shared by Spark, Flink and pyiceberg
+
+
+def _catalog_prepare(cfg: PlatformConfig) -> None:
+    if cfg.catalog.uri.startswith("jdbc:sqlite:"):
+        Path(cfg.catalog.uri.removeprefix("jdbc:sqlite:")).parent.mkdir(parents=True, exist_ok=True)
+    if cfg.catalog.warehouse.startswith("file:"):
+        Path(cfg.catalog.warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+
+def catalog_health(cfg: PlatformConfig) -> Health:
+    if not cfg.catalog.uri.startswith("jdbc:sqlite:"):
+        return Health(True, f"external catalog {cfg.catalog.uri}")
+    path = Path(cfg.catalog.uri.removeprefix("jdbc:sqlite:"))
+    if not path.parent.is_dir():
+        return Health(False, f"{path.parent} missing; run `hdp up`")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=rwc", uri=True, timeout=5) as db:
+            exists = db.execute("select count(*) from sqlite_master where name = 'iceberg_tables'").fetchone()[0]
+            tables = db.execute("select count(*) from iceberg_tables").fetchone()[0] if exists else 0
+    except sqlite3.Error as exc:
+        return Health(False, f"cannot open {path}: {exc}")
+    return Health(True, f"{tables} table(s) in {path.name}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Airflow 3: api-server, scheduler, dag-processor and triggerer on a SQLite metadata database
+
+
+def _airflow_dir(cfg: PlatformConfig) -> Path:
+    return cfg.home / "airflow"
+
+
+def airflow_env(cfg: PlatformConfig) -> dict[str, str]:
+    base = _airflow_dir(cfg)
+    secrets_file = base / "secrets.json"
+    local_secrets = json.loads(secrets_file.read_text()) if secrets_file.exists() else {}
+    url = cfg.airflow_url
+    return {
+        "AIRFLOW_HOME": str(base),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # A 2-core laptop: a few concurrent tasks, not the default 32 worker processes.
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{base / 'airflow.db'}",
+        "AIRFLOW__API__HOST": cfg.bind_host,
+        "AIRFLOW__API__PORT": str(cfg.ports.airflow),
+        # Tasks reach the execution API through this URL; without it they call localhost:8080.
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{cfg.airflow_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(base / "passwords.json"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": local_secrets.get("jwt_secret", ""),
+        "AIRFLOW__API__SECRET_KEY": local_secrets.get("secret_key", ""),
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(cfg.log_dir / "airflow"),
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": cfg.bind_host,
+        "HDP_HOME": str(cfg.home),
+        **_java_env(),
+    }
+
+
+def _airflow_prepare(cfg: PlatformConfig) -> None:
+    base = _airflow_dir(cfg)
+    base.mkdir(parents=True, exist_ok=True)
+    (cfg.log_dir / "airflow").mkdir(parents=True, exist_ok=True)
+    secrets_file = base / "secrets.json"
+    if not secrets_file.exists():
+        # Generated once per state folder: stable across restarts, never in the repository.
+        secrets_file.write_text(
+            json.dumps({"jwt_secret": secrets.token_urlsafe(32), "secret_key": secrets.token_urlsafe(32)})
+        )
+        secrets_file.chmod(0o600)
+    passwords = base / "passwords.json"
+    passwords.write_text(json.dumps({cfg.airflow_user: cfg.airflow_password}))
+    passwords.chmod(0o600)
+    env = {**os.environ, **airflow_env(cfg)}
+    result = subprocess.run(
+        [_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+        raise RuntimeFailure(f"`airflow db migrate` failed: {tail[0] if tail else 'no output'}")
+
+
+def _airflow_bin() -> str:
+    return str(Path(sys.executable).parent / "airflow")
+
+
+def _airflow_command(*args: str) -> Callable[[PlatformConfig], list[str]]:
+    return lambda cfg: [_airflow_bin(), *args]
+
+
+def _airflow_component_health(component: str) -> Callable[[PlatformConfig], Health]:
+    def health(cfg: PlatformConfig) -> Health:
+        try:
+            report = _http_json(f"{cfg.airflow_url}/api/v2/monitor/health")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            return Health(False, f"API not answering ({exc})")
+        assert isinstance(report, dict)
+        if component == "api-server":
+            db = report.get("metadatabase", {}).get("status")
+            return Health(db == "healthy", f"metadatabase {db}")
+        entry = report.get(component.replace("-", "_"), {}) or {}
+        status = entry.get("status")
+        return Health(status == "healthy", f"{status or 'unknown'}")
+
+    return health
+
+
+# --------------------------------------------------------------------------------------------------
+# The service table, in start order
+
+
+def services() -> list[Service]:
+    airflow_url = lambda cfg: cfg.airflow_url  # noqa: E731
+    return [
+        Service(
+            name="kafka",
+            command=_kafka_command,
+            env=lambda cfg: _java_env(),
+            health=_kafka_health,
+            url=lambda cfg: f"kafka://{cfg.kafka_bootstrap}",
+            ports=lambda cfg: [cfg.ports.kafka, cfg.ports.kafka_controller],
+            prepare=_kafka_prepare,
+        ),
+        Service(
+            name="flink-jobmanager",
+            command=_flink_command("jobmanager.sh"),
+            env=flink_env,
+            health=_flink_jobmanager_health,
+            url=lambda cfg: cfg.flink_rest_url,
+            ports=lambda cfg: [cfg.ports.flink_rest],
+            prepare=_flink_prepare,
+        ),
+        Service(
+            name="flink-taskmanager",
+            command=_flink_command("taskmanager.sh"),
+            env=flink_env,
+            health=_flink_health,
+            depends_on=["flink-jobmanager"],
+        ),
+        Service(
+            name="airflow-api-server",
+            command=_airflow_command("api-server"),
+            env=airflow_env,
+            health=_airflow_component_health("api-server"),
+            url=airflow_url,
+            ports=lambda cfg: [cfg.ports.airflow],
+            prepare=_airflow_prepare,
+            start_timeout_s=180,
+        ),
+        Service(
+            name="airflow-scheduler",
+            command=_airflow_command("scheduler"),
+            env=airflow_env,
+            health=_airflow_component_health("scheduler"),
+            start_timeout_s=180,
+        ),
+        Service(
+            name="airflow-dag-processor",
+            command=_airflow_command("dag-processor"),
+            env=airflow_env,
+            health=_airflow_component_health("dag-processor"),
+            start_timeout_s=180,
+        ),
+        Service(
+            name="airflow-triggerer",
+            command=_airflow_command("triggerer"),
+            env=airflow_env,
+            health=_airflow_component_health("triggerer"),
+            start_timeout_s=180,
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Process bookkeeping
+
+
+@dataclass(frozen=True)
+class Running:
+    pid: int
+    started: str  # /proc start time: tells our process from a later one that reused the PID
+
+
+def _proc_start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _record(cfg: PlatformConfig, name: str) -> Path:
+    return cfg.run_dir / f"{name}.json"
+
+
+def running(cfg: PlatformConfig, name: str) -> Running | None:
+    record = _record(cfg, name)
+    if not record.exists():
+        return None
+    data = json.loads(record.read_text())
+    if _proc_start_time(data["pid"]) != data["started"]:
+        return None
+    return Running(data["pid"], data["started"])
+
+
+def session_members(sid: int) -> list[int]:
+    """Every live process whose session id is ``sid`` (a service and all the children it spawned)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def resident_memory_bytes(pids: list[int]) -> int:
+    total = 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _wait_healthy(cfg: PlatformConfig, service: Service, log: Path) -> None:
+    deadline = time.monotonic() + service.start_timeout_s
+    while time.monotonic() < deadline:
+        if running(cfg, service.name) is None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+            raise RuntimeFailure(f"{service.name} exited during start; see {log}: {' | '.join(tail)[-300:]}")
+        if service.health(cfg).ok:
+            return
+        time.sleep(1)
+    raise RuntimeFailure(
+        f"{service.name} did not become healthy in {service.start_timeout_s:.0f}s "
+        f"({service.health(cfg).detail}); see {log}"
+    )
+
+
+def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str], None] = print) -> None:
+    """Start every service (or ``only`` those) that is not already running, and wait until healthy."""
+    java_home()  # fail early, with the one-line message, when Java is missing or unsupported
+    for folder in (cfg.home, cfg.run_dir, cfg.log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    _catalog_prepare(cfg)
+    for service in services():
+        if only and not any(service.name.startswith(prefix) for prefix in only):
+            continue
+        if running(cfg, service.name):
+            echo(f"{service.name}: already running")
+            continue
+        for port in service.ports(cfg):
+            if port_open(cfg.bind_host, port):
+                raise RuntimeFailure(
+                    f"port {port} ({service.name}) is already in use by another process; stop it or "
+                    f"choose another port (see `hdp status --help` for the HDP_*_PORT variables)"
+                )
+        service.prepare(cfg)
+        log = cfg.log_dir / f"{service.name}.log"
+        started_at = time.monotonic()
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                service.command(cfg),
+                env={**os.environ, **service.env(cfg)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=cfg.home,
+            )
+        started = _proc_start_time(process.pid)
+        _record(cfg, service.name).write_text(
+            json.dumps({"pid": process.pid, "started": started, "command": service.command(cfg)})
+        )
+        _wait_healthy(cfg, service, log)
+        echo(f"{service.name}: started (pid {process.pid}, {time.monotonic() - started_at:.0f}s)")
+
+
+def down(cfg: PlatformConfig, echo: Callable[[str], None] = print, timeout_s: float = 30.0) -> None:
+    """Stop every service recorded under ``cfg.home``, in reverse start order, and nothing else."""
+    for service in reversed(services()):
+        state = running(cfg, service.name)
+        record = _record(cfg, service.name)
+        if state is None:
+            record.unlink(missing_ok=True)
+            continue
+        try:
+            os.killpg(state.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout_s
+        while session_members(state.pid) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        leftovers = session_members(state.pid)
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        record.unlink(missing_ok=True)
+        echo(f"{service.name}: stopped" + (f" ({len(leftovers)} killed after {timeout_s:.0f}s)" if leftovers else ""))
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    healthy: bool
+    detail: str
+    url: str
+    rss_bytes: int
+
+
+def status(cfg: PlatformConfig) -> list[ServiceStatus]:
+    report = []
+    catalog = catalog_health(cfg)
+    report.append(ServiceStatus("iceberg-catalog", None, catalog.ok, catalog.detail, cfg.catalog.uri, 0))
+    for service in services():
+        state = running(cfg, service.name)
+        if state is None:
+            report.append(ServiceStatus(service.name, None, False, "not running", service.url(cfg), 0))
+            continue
+        health = service.health(cfg)
+        rss = resident_memory_bytes(session_members(state.pid))
+        report.append(ServiceStatus(service.name, state.pid, health.ok, health.detail, service.url(cfg), rss))
+    return report

@@ -640,3 +640,26 @@ def status(cfg: PlatformConfig) -> list[ServiceStatus]:
         rss = resident_memory_bytes(session_members(state.pid))
         report.append(ServiceStatus(service.name, state.pid, health.ok, health.detail, service.url(cfg), rss))
     return report
+
+
+# --------------------------------------------------------------------------------------------------
+# Submitting PyFlink jobs to the session cluster
+
+
+def flink_run(
+    cfg: PlatformConfig, script: Path, args: list[str], detached: bool = False, timeout_s: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``flink run -py script args`` against the local session cluster (client in the Flink env)."""
+    command = ["bash", str(pyflink_home(cfg) / "bin" / "flink"), "run"]
+    if detached:
+        command.append("--detached")
+    command += ["-py", str(script), "-pyexec", str(cfg.flink_python), "-pyclientexec", str(cfg.flink_python)]
+    env = {**os.environ, **flink_env(cfg), "HDP_HOME": str(cfg.home)}
+    # The client reads rest.address/rest.port from FLINK_CONF_DIR, i.e. this platform's cluster.
+    result = subprocess.run(
+        [*command, *args], env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr + result.stdout).splitlines() if "Exception" in line or "Error" in line]
+        raise RuntimeFailure(f"flink run {script.name} failed: {(lines or ['no error line'])[-1][:400]}")
+    return result

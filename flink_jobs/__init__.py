@@ -1,0 +1,1 @@
+"""Flink jobs. Each module separates ``build_pipeline`` from ``main`` so tests can inject sources and sinks."""

@@ -1,0 +1,24 @@
+"""The one place a Spark job's entrypoint builds its SparkSession (transforms never do)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from hybrid_platform import config
+from hybrid_platform.engines import spark_conf
+
+
+def build_session(app_name: str, cfg: config.PlatformConfig | None = None) -> SparkSession:
+    cfg = cfg or config.load()
+    # Workers must run this environment's interpreter, not whatever python3 is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", cfg.bind_host)
+    builder = SparkSession.builder
+    for key, value in spark_conf(cfg, app_name).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

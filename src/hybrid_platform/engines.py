@@ -1,0 +1,49 @@
+"""How each engine reaches the shared lakehouse: Spark settings and Flink catalog DDL from one config.
+
+Plain strings and dicts only (no engine import), so the same definitions serve the Spark environment,
+the Flink environment, DAGs and tests.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hybrid_platform import jars
+from hybrid_platform.config import PlatformConfig
+
+
+def spark_conf(cfg: PlatformConfig, app_name: str) -> dict[str, str]:
+    """Settings for a SparkSession on the shared Iceberg catalog (the catalog is the default one)."""
+    catalog = f"spark.sql.catalog.{cfg.catalog.name}"
+    conf = {
+        "spark.app.name": app_name,
+        "spark.master": cfg.spark_master,
+        # Local jar paths from the verified cache: Spark never resolves packages over the network.
+        "spark.jars": ",".join(str(p) for p in jars.classpath(cfg.jar_cache, "spark")),
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        catalog: "org.apache.iceberg.spark.SparkCatalog",
+        "spark.sql.defaultCatalog": cfg.catalog.name,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": os.environ.get("HDP_SPARK_SHUFFLE_PARTITIONS", "4"),
+        "spark.driver.memory": os.environ.get("HDP_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.ui.showConsoleProgress": "false",
+        # Keep Hive/Derby by-products inside the state folder, not in the working directory.
+        "spark.sql.warehouse.dir": str(cfg.home / "spark" / "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={cfg.home / 'spark'}",
+    }
+    if cfg.spark_master.startswith("local"):
+        conf["spark.driver.host"] = cfg.bind_host
+        conf["spark.driver.bindAddress"] = cfg.bind_host
+    conf.update({f"{catalog}.{key}": value for key, value in cfg.catalog.java_properties().items()})
+    return conf
+
+
+def flink_catalog_ddl(cfg: PlatformConfig) -> str:
+    """``CREATE CATALOG`` for Flink SQL / Table API on the same Iceberg catalog."""
+    options = {
+        "type": "iceberg",
+        "catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+        **{k: v for k, v in cfg.catalog.java_properties().items() if k != "type"},
+    }
+    rendered = ",\n  ".join(f"'{key}' = '{value}'" for key, value in options.items())
+    return f"CREATE CATALOG IF NOT EXISTS `{cfg.catalog.name}` WITH (\n  {rendered}\n)"

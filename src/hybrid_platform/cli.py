@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 
-from hybrid_platform import config, jars, runtime
+from hybrid_platform import config, demo, jars, runtime
 from hybrid_platform.java import JavaError
 
 PORT_VARIABLES = (
@@ -65,6 +66,21 @@ def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    started = time.monotonic()
+    jars.ensure_all(cfg.jar_cache)
+    runtime.up(cfg)
+    demo.run(cfg)
+    print()
+    cmd_status(argparse.Namespace(json=False), cfg)
+    print(
+        f"\nThe platform is up ({time.monotonic() - started:.0f}s). "
+        f"Airflow UI {cfg.airflow_url} (login {cfg.airflow_user}/<HDP_AIRFLOW_PASSWORD, default admin>), "
+        f"Flink Web UI {cfg.flink_rest_url}, Kafka {cfg.kafka_bootstrap}. Stop it with `make down`."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -75,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what runs where: URLs, PIDs, health, resident memory", epilog=PORT_VARIABLES)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
+    sub.add_parser("demo", help="start the runtime and run the end-to-end scenario; leaves it up").set_defaults(
+        func=cmd_demo
+    )
     sub.add_parser("jars", help="fetch and verify the pinned JVM jars (jars.toml)").set_defaults(func=cmd_jars)
     return parser
 
@@ -85,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config.load()
         result: int = args.func(args, cfg)
         return result
-    except (config.ConfigError, jars.JarError, JavaError, runtime.RuntimeFailure) as exc:
+    except (config.ConfigError, jars.JarError, JavaError, runtime.RuntimeFailure, demo.DemoFailure) as exc:
         print(f"hdp {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

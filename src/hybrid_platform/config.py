@@ -42,6 +42,7 @@ class Ports:
     kafka: int
     kafka_controller: int
     flink_rest: int
+    flink_rpc: int
     airflow: int
 
 
@@ -122,6 +123,7 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         kafka=_port("HDP_KAFKA_PORT", 9092, environ),
         kafka_controller=_port("HDP_KAFKA_CONTROLLER_PORT", 9093, environ),
         flink_rest=_port("HDP_FLINK_PORT", 8081, environ),
+        flink_rpc=_port("HDP_FLINK_RPC_PORT", 6123, environ),
         airflow=_port("HDP_AIRFLOW_PORT", 8080, environ),
     )
     warehouse_dir = home / "warehouse"

@@ -136,10 +136,8 @@ def _kafka_prepare(cfg: PlatformConfig) -> None:
             _classpath(cfg, "kafka"),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(base / "server.properties"),
+            f"--cluster-id={cluster_id}",  # `=`: a generated id may start with "-"
+            f"--config={base / 'server.properties'}",
         ],
         capture_output=True,
         text=True,
@@ -243,6 +241,7 @@ def _flink_prepare(cfg: PlatformConfig) -> None:
         "env.pid.dir": str(cfg.run_dir),
         "jobmanager.rpc.address": host,
         "jobmanager.bind-host": host,
+        "jobmanager.rpc.port": str(cfg.ports.flink_rpc),
         "jobmanager.memory.process.size": "1024m",
         "taskmanager.bind-host": host,
         "taskmanager.host": host,
@@ -436,7 +435,7 @@ def services() -> list[Service]:
             env=flink_env,
             health=_flink_jobmanager_health,
             url=lambda cfg: cfg.flink_rest_url,
-            ports=lambda cfg: [cfg.ports.flink_rest],
+            ports=lambda cfg: [cfg.ports.flink_rest, cfg.ports.flink_rpc],
             prepare=_flink_prepare,
         ),
         Service(
@@ -458,7 +457,9 @@ def services() -> list[Service]:
         ),
         Service(
             name="airflow-scheduler",
-            command=_airflow_command("scheduler"),
+            # The log server binds every interface and is not needed: the API server reads task logs
+            # from the same disk. Skipping it keeps every listener on localhost.
+            command=_airflow_command("scheduler", "--skip-serve-logs"),
             env=airflow_env,
             health=_airflow_component_health("scheduler"),
             start_timeout_s=180,
@@ -472,7 +473,7 @@ def services() -> list[Service]:
         ),
         Service(
             name="airflow-triggerer",
-            command=_airflow_command("triggerer"),
+            command=_airflow_command("triggerer", "--skip-serve-logs"),
             env=airflow_env,
             health=_airflow_component_health("triggerer"),
             start_timeout_s=180,

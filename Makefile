@@ -1,0 +1,70 @@
+# Hybrid data platform: `make demo` runs it, `make test` proves it. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv is the only tool bootstrapped from outside the project: the one on PATH, or a pinned copy in the cache.
+UV_VERSION := 0.13.8
+TOOLS_DIR := $(HOME)/.cache/hybrid-platform/tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS_DIR)/bin/uv)
+# Which installed CPython to use (3.11 or 3.12); uv never downloads one here.
+PYTHON_VERSION ?= 3.11
+export UV_PYTHON_DOWNLOADS := never
+VENV := .venv
+VENV_FLINK := .venv-flink
+HDP := $(VENV)/bin/hdp
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo up down status test test-unit test-integration lint format typecheck clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(TOOLS_DIR)/bin/uv:
+	@command -v python3 >/dev/null || { echo "python3 not found: install Python 3.11 or 3.12"; exit 1; }
+	python3 -m venv $(TOOLS_DIR) && $(TOOLS_DIR)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON_VERSION)
+	@touch $@
+
+$(VENV_FLINK)/.synced: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV_FLINK) $(UV) sync --locked --python $(PYTHON_VERSION) --no-default-groups --group flink --group dev
+	@touch $@
+
+setup: $(VENV)/.synced $(VENV_FLINK)/.synced ## Install uv, both Python environments and the pinned jars (idempotent)
+	@$(HDP) jars
+
+demo: setup ## Start the platform and run the end-to-end scenario; leaves it running (`make down`)
+	$(HDP) demo
+
+up: setup ## Start Kafka, Flink, the Iceberg catalog and Airflow (harmless when already up)
+	$(HDP) up
+
+down: ## Stop everything `make up` started, and nothing else
+	@if [ -x $(HDP) ]; then $(HDP) down; fi
+
+status: ## Show what runs where: URLs, PIDs, health, memory
+	$(HDP) status
+
+lint: $(VENV)/.synced ## ruff format check + ruff check (with Airflow's AIR rules)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(VENV)/.synced ## Apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: $(VENV)/.synced ## mypy (strict) on the shared package
+	$(VENV)/bin/mypy
+
+test-unit: setup ## Unit tests only (no services)
+	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+test-integration: setup ## Integration tests against real services the tests start and stop
+	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
+
+test: setup lint typecheck ## Everything CI runs: hygiene, unit and integration tests
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean: down ## Remove runtime state (.platform) and environments; the jar cache is kept
+	rm -rf .platform $(VENV) $(VENV_FLINK) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from hybrid_platform import config
+
+
+def test_local_defaults_live_under_one_state_folder(tmp_path: Path) -> None:
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    assert cfg.environment == "local"
+    assert cfg.kafka_bootstrap == "127.0.0.1:9092"
+    assert cfg.flink_rest_url == "http://127.0.0.1:8081"
+    assert cfg.airflow_url == "http://127.0.0.1:8080"
+    assert cfg.catalog.uri == f"jdbc:sqlite:{tmp_path / 'catalog' / 'iceberg_catalog.db'}"
+    assert cfg.catalog.warehouse == (tmp_path / "warehouse").as_uri()
+    assert cfg.run_dir.is_relative_to(cfg.home) and cfg.log_dir.is_relative_to(cfg.home)
+
+
+def test_ports_and_endpoints_come_from_the_environment() -> None:
+    cfg = config.load({"HDP_KAFKA_PORT": "19092", "HDP_FLINK_PORT": "18081", "CI": "true"})
+    assert cfg.environment == "ci"
+    assert cfg.kafka_bootstrap == "127.0.0.1:19092"
+    assert cfg.flink_rest_url.endswith(":18081")
+    cluster = config.load({"HDP_KAFKA_BOOTSTRAP": "kafka-0.kafka:9092", "HDP_ENV": "cluster"})
+    assert cluster.kafka_bootstrap == "kafka-0.kafka:9092"
+    assert cluster.environment == "cluster"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "70000"])
+def test_bad_port_names_the_variable(value: str) -> None:
+    with pytest.raises(config.ConfigError, match="HDP_AIRFLOW_PORT"):
+        config.load({"HDP_AIRFLOW_PORT": value})
+
+
+def test_one_catalog_three_clients(tmp_path: Path) -> None:
+    local = config.load({"HDP_HOME": str(tmp_path)}).catalog
+    assert local.sqlalchemy_uri == f"sqlite:///{tmp_path / 'catalog' / 'iceberg_catalog.db'}"
+    assert local.java_properties()["type"] == "jdbc"
+    assert local.pyiceberg_properties()["warehouse"] == local.warehouse
+    pg = config.load(
+        {"HDP_CATALOG_URI": "jdbc:postgresql://db:5432/iceberg", "HDP_CATALOG_USER": "u", "HDP_CATALOG_PASSWORD": "p"}
+    ).catalog
+    assert pg.sqlalchemy_uri == "postgresql+psycopg2://u:p@db:5432/iceberg"
+    assert pg.java_properties()["jdbc.user"] == "u"
+    with pytest.raises(config.ConfigError, match="HDP_CATALOG_URI"):
+        _ = config.load({"HDP_CATALOG_URI": "jdbc:h2:mem:x"}).catalog.sqlalchemy_uri

@@ -1,0 +1,22 @@
+from pathlib import Path
+
+from hybrid_platform import config, jars
+from hybrid_platform.engines import flink_catalog_ddl, spark_conf
+
+
+def test_spark_uses_cached_jars_and_the_shared_catalog(tmp_path: Path) -> None:
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    jars.ensure_all(cfg.jar_cache, ["spark"])
+    conf = spark_conf(cfg, "t")
+    assert conf["spark.sql.defaultCatalog"] == "lakehouse"
+    assert conf["spark.sql.catalog.lakehouse.uri"] == cfg.catalog.uri
+    assert all(Path(p).is_file() for p in conf["spark.jars"].split(","))
+    assert "iceberg-spark-runtime" in conf["spark.jars"]
+
+
+def test_flink_ddl_names_the_same_catalog(tmp_path: Path) -> None:
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    ddl = flink_catalog_ddl(cfg)
+    assert ddl.startswith("CREATE CATALOG IF NOT EXISTS `lakehouse`")
+    assert f"'uri' = '{cfg.catalog.uri}'" in ddl
+    assert "'catalog-impl' = 'org.apache.iceberg.jdbc.JdbcCatalog'" in ddl

@@ -20,9 +20,7 @@ from hybrid_platform.engines import flink_catalog_ddl
 def build_pipeline(t_env: TableEnvironment, source: str, sink: str) -> TableResult:
     """Replace ``sink`` with ``source``, marking each row as written by Flink (the sink is created if absent)."""
     t_env.execute_sql(
-        f"CREATE TABLE IF NOT EXISTS {sink} ("
-        " id BIGINT, name STRING, amount DECIMAL(12, 2), written_by STRING"
-        ")"
+        f"CREATE TABLE IF NOT EXISTS {sink} ( id BIGINT, name STRING, amount DECIMAL(12, 2), written_by STRING)"
     )
     return t_env.execute_sql(
         f"INSERT OVERWRITE {sink} SELECT id, name, CAST(amount * 2 AS DECIMAL(12, 2)), 'flink' FROM {source}"

@@ -1,7 +1,7 @@
 """Spark's half of the shared-lakehouse check: write a table for Flink to read, verify what Flink wrote.
 
-    python -m spark_jobs.lakehouse_roundtrip write  --table demo.cards_from_spark
-    python -m spark_jobs.lakehouse_roundtrip verify --source demo.cards_from_spark --table demo.cards_from_flink
+python -m spark_jobs.lakehouse_roundtrip write  --table demo.cards_from_spark
+python -m spark_jobs.lakehouse_roundtrip verify --source demo.cards_from_spark --table demo.cards_from_flink
 """
 
 from __future__ import annotations

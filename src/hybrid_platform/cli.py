@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--only", nargs="*", metavar="SERVICE", help="start only these (prefixes: kafka flink airflow)")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything `up` started, and nothing else").set_defaults(func=cmd_down)
-    status = sub.add_parser("status", help="what runs where: URLs, PIDs, health, resident memory", epilog=PORT_VARIABLES)
+    status = sub.add_parser(
+        "status", help="what runs where: URLs, PIDs, health, resident memory", epilog=PORT_VARIABLES
+    )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=cmd_status)
     sub.add_parser("demo", help="start the runtime and run the end-to-end scenario; leaves it up").set_defaults(

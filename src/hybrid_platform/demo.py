@@ -55,8 +55,8 @@ def kafka_round_trip(cfg: PlatformConfig, messages: int = 100) -> dict[str, Any]
         message = consumer.poll(1.0)
         if message is None or message.error():
             continue
-        value = json.loads(message.value())
-        if value["run"] == run_id:
+        value = json.loads(message.value() or b"{}")
+        if value.get("run") == run_id:
             seen.add(value["seq"])
     consumer.close()
     if len(seen) != messages:
@@ -106,9 +106,15 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
     step("spark writes iceberg", lambda: _spark("write", "--table", SPARK_TABLE))
     step(
         "flink reads + writes iceberg",
-        lambda: runtime.flink_run(
-            cfg, REPO_ROOT / "flink_jobs" / "lakehouse_roundtrip.py", ["--source", SPARK_TABLE, "--sink", FLINK_TABLE]
-        ).stdout.strip().splitlines()[-1],
+        lambda: (
+            runtime.flink_run(
+                cfg,
+                REPO_ROOT / "flink_jobs" / "lakehouse_roundtrip.py",
+                ["--source", SPARK_TABLE, "--sink", FLINK_TABLE],
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        ),
     )
     step("spark reads flink's table", lambda: _spark("verify", "--source", SPARK_TABLE, "--table", FLINK_TABLE))
     step("pyiceberg reads both", lambda: pyiceberg_read(cfg, [SPARK_TABLE, FLINK_TABLE]))

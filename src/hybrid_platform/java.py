@@ -23,8 +23,7 @@ def find_java() -> Path:
     found = shutil.which("java")
     if not found:
         raise JavaError(
-            "Java not found: install a JDK 17 (e.g. `apt-get install openjdk-17-jdk-headless`) "
-            "or set JAVA_HOME to one"
+            "Java not found: install a JDK 17 (e.g. `apt-get install openjdk-17-jdk-headless`) or set JAVA_HOME to one"
         )
     return Path(found).resolve()
 

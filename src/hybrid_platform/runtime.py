@@ -7,6 +7,7 @@ log under ``PlatformConfig.home``. ``down`` signals only the sessions recorded t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -380,9 +381,7 @@ def _airflow_prepare(cfg: PlatformConfig) -> None:
     passwords.write_text(json.dumps({cfg.airflow_user: cfg.airflow_password}))
     passwords.chmod(0o600)
     env = {**os.environ, **airflow_env(cfg)}
-    result = subprocess.run(
-        [_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
         raise RuntimeFailure(f"`airflow db migrate` failed: {tail[0] if tail else 'no output'}")
@@ -418,7 +417,10 @@ def _airflow_component_health(component: str) -> Callable[[PlatformConfig], Heal
 
 
 def services() -> list[Service]:
-    airflow_url = lambda cfg: cfg.airflow_url  # noqa: E731
+
+    def airflow_url(cfg: PlatformConfig) -> str:
+        return cfg.airflow_url
+
     return [
         Service(
             name="kafka",
@@ -601,19 +603,15 @@ def down(cfg: PlatformConfig, echo: Callable[[str], None] = print, timeout_s: fl
         if state is None:
             record.unlink(missing_ok=True)
             continue
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(state.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         deadline = time.monotonic() + timeout_s
         while session_members(state.pid) and time.monotonic() < deadline:
             time.sleep(0.3)
         leftovers = session_members(state.pid)
         for pid in leftovers:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         record.unlink(missing_ok=True)
         echo(f"{service.name}: stopped" + (f" ({len(leftovers)} killed after {timeout_s:.0f}s)" if leftovers else ""))
 
@@ -657,10 +655,10 @@ def flink_run(
     command += ["-py", str(script), "-pyexec", str(cfg.flink_python), "-pyclientexec", str(cfg.flink_python)]
     env = {**os.environ, **flink_env(cfg), "HDP_HOME": str(cfg.home)}
     # The client reads rest.address/rest.port from FLINK_CONF_DIR, i.e. this platform's cluster.
-    result = subprocess.run(
-        [*command, *args], env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-    )
+    result = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if "Exception" in line or "Error" in line]
+        lines = [
+            line for line in (result.stderr + result.stdout).splitlines() if "Exception" in line or "Error" in line
+        ]
         raise RuntimeFailure(f"flink run {script.name} failed: {(lines or ['no error line'])[-1][:400]}")
     return result

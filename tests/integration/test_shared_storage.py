@@ -44,7 +44,14 @@ def test_pyiceberg_reads_both_tables(local_runtime: PlatformConfig, spark: Any, 
 
     catalog = load_catalog(local_runtime.catalog.name, **local_runtime.catalog.pyiceberg_properties())
     rows = catalog.load_table(tables["flink"]).scan(row_filter="id == 7").to_arrow().to_pylist()
-    assert rows == [{"id": 7, "name": "card-00007", "amount": lakehouse_roundtrip.sample_rows(7)[6][2] * 2, "written_by": "flink"}]
+    assert rows == [
+        {
+            "id": 7,
+            "name": "card-00007",
+            "amount": lakehouse_roundtrip.sample_rows(7)[6][2] * 2,
+            "written_by": "flink",
+        }
+    ]
     namespace = tables["spark"].split(".")[0]
     assert sorted(catalog.list_tables(namespace)) == [(namespace, "from_flink"), (namespace, "from_spark")]
 

@@ -38,7 +38,11 @@ def test_one_catalog_three_clients(tmp_path: Path) -> None:
     assert local.java_properties()["type"] == "jdbc"
     assert local.pyiceberg_properties()["warehouse"] == local.warehouse
     pg = config.load(
-        {"HDP_CATALOG_URI": "jdbc:postgresql://db:5432/iceberg", "HDP_CATALOG_USER": "u", "HDP_CATALOG_PASSWORD": "p"}
+        {
+            "HDP_CATALOG_URI": "jdbc:postgresql://db:5432/iceberg",
+            "HDP_CATALOG_USER": "u",
+            "HDP_CATALOG_PASSWORD": "p",
+        }
     ).catalog
     assert pg.sqlalchemy_uri == "postgresql+psycopg2://u:p@db:5432/iceberg"
     assert pg.java_properties()["jdbc.user"] == "u"

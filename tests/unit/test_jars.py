@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.server
 import re
@@ -9,6 +10,7 @@ import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -49,7 +51,7 @@ def test_jvm_versions_match_the_python_engines() -> None:
 
 
 class _Repository(http.server.SimpleHTTPRequestHandler):
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def log_message(self, format: str, *args: object) -> None:
         _Repository.requests.append(self.path)
@@ -60,8 +62,7 @@ def maven(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real HTTP server over a folder laid out like a Maven repository."""
     root = tmp_path / "repo"
     root.mkdir()
-    handler = lambda *a, **kw: _Repository(*a, directory=str(root), **kw)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Repository, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _Repository.requests = []
@@ -91,7 +92,7 @@ def test_checksum_mismatch_is_one_clear_line(maven: tuple[str, Path], tmp_path: 
     url, root = maven
     jar = _publish(root, b"expected")
     (root / "org/example/thing/1.0/thing-1.0.jar").write_bytes(b"something else")
-    with pytest.raises(jars.JarError, match="checksum mismatch for org.example:thing:1.0") as info:
+    with pytest.raises(jars.JarError, match=r"checksum mismatch for org\.example:thing:1\.0") as info:
         jars.ensure(jar, tmp_path / "cache", url)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "cache" / "thing-1.0.jar").exists(), "a rejected jar must not stay usable"

@@ -30,7 +30,7 @@ def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_wrong_java_version_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("JAVA_HOME", str(_fake_jdk(tmp_path / "jdk11", 'openjdk version "11.0.2" 2019-01-15')))
-    with pytest.raises(java.JavaError, match="Java 11 .* is not supported"):
+    with pytest.raises(java.JavaError, match=r"Java 11 .* is not supported"):
         java.java_home()
 
 
@@ -59,7 +59,10 @@ def test_cli_mistakes_print_one_line(args: tuple[str, ...]) -> None:
 def test_bad_port_variable_is_one_line(tmp_path: Path) -> None:
     result = _hdp("status", HDP_HOME=str(tmp_path), HDP_FLINK_PORT="eighty")
     assert result.returncode == 1
-    assert result.stderr.strip() == "hdp status: HDP_FLINK_PORT='eighty' is not a port number; set it to an integer 1-65535"
+    assert (
+        result.stderr.strip()
+        == "hdp status: HDP_FLINK_PORT='eighty' is not a port number; set it to an integer 1-65535"
+    )
 
 
 def test_status_of_a_stopped_platform(tmp_path: Path) -> None:

@@ -457,28 +457,21 @@ def services() -> list[Service]:
             prepare=_airflow_prepare,
             start_timeout_s=180,
         ),
-        Service(
-            name="airflow-scheduler",
-            # The log server binds every interface and is not needed: the API server reads task logs
-            # from the same disk. Skipping it keeps every listener on localhost.
-            command=_airflow_command("scheduler", "--skip-serve-logs"),
-            env=airflow_env,
-            health=_airflow_component_health("scheduler"),
-            start_timeout_s=180,
-        ),
-        Service(
-            name="airflow-dag-processor",
-            command=_airflow_command("dag-processor"),
-            env=airflow_env,
-            health=_airflow_component_health("dag-processor"),
-            start_timeout_s=180,
-        ),
-        Service(
-            name="airflow-triggerer",
-            command=_airflow_command("triggerer", "--skip-serve-logs"),
-            env=airflow_env,
-            health=_airflow_component_health("triggerer"),
-            start_timeout_s=180,
+        # The scheduler's and triggerer's log servers bind every interface and are not needed: the API
+        # server reads task logs from the same disk. Skipping them keeps every listener on localhost.
+        *(
+            Service(
+                name=f"airflow-{component}",
+                command=_airflow_command(component, *extra_args),
+                env=airflow_env,
+                health=_airflow_component_health(component),
+                start_timeout_s=180,
+            )
+            for component, extra_args in (
+                ("scheduler", ["--skip-serve-logs"]),
+                ("dag-processor", []),
+                ("triggerer", ["--skip-serve-logs"]),
+            )
         ),
     ]
 

@@ -253,7 +253,8 @@ def _flink_prepare(cfg: PlatformConfig) -> None:
         "rest.address": host,
         "rest.bind-address": host,
         "rest.port": str(cfg.ports.flink_rest),
-        "state.backend.type": "rocksdb",
+        # Heap state locally (fast checkpoints for small state); RocksDB on clusters (HDP_FLINK_STATE_BACKEND).
+        "state.backend.type": os.environ.get("HDP_FLINK_STATE_BACKEND", "hashmap"),
         "execution.checkpointing.dir": (base / "checkpoints").as_uri(),
         "execution.checkpointing.savepoint-dir": (base / "savepoints").as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
@@ -639,12 +640,18 @@ def status(cfg: PlatformConfig) -> list[ServiceStatus]:
 
 
 def flink_run(
-    cfg: PlatformConfig, script: Path, args: list[str], detached: bool = False, timeout_s: float = 600
+    cfg: PlatformConfig,
+    script: Path,
+    args: list[str],
+    detached: bool = False,
+    timeout_s: float = 600,
+    extra_options: list[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``flink run -py script args`` against the local session cluster (client in the Flink env)."""
     command = ["bash", str(pyflink_home(cfg) / "bin" / "flink"), "run"]
     if detached:
         command.append("--detached")
+    command += extra_options or []
     command += ["-py", str(script), "-pyexec", str(cfg.flink_python), "-pyclientexec", str(cfg.flink_python)]
     env = {**os.environ, **flink_env(cfg), "HDP_HOME": str(cfg.home)}
     # The client reads rest.address/rest.port from FLINK_CONF_DIR, i.e. this platform's cluster.

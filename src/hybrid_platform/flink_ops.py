@@ -1,0 +1,219 @@
+"""Lifecycle of the long-lived Flink jobs through the Flink REST API: deploy, status, savepoint, stop, restore.
+
+The REST API is what an orchestrator uses anyway (PyFlink 2's JobClient savepoint calls are broken).
+Every deployment is recorded under ``<HDP_HOME>/flink/deployments/<job>.json`` so that restore can find
+the job's last checkpoint even after the JobManager itself restarted and forgot the job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hybrid_platform import names
+from hybrid_platform.config import REPO_ROOT, PlatformConfig
+
+#: The long-lived jobs: name -> script submitted with `flink run -py`.
+JOBS: dict[str, Path] = {
+    names.JOB_FRAUD_SCORING: REPO_ROOT / "flink_jobs" / "fraud_scoring.py",
+    names.JOB_LAKE_INGEST: REPO_ROOT / "flink_jobs" / "lake_ingest.py",
+}
+ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
+
+
+class FlinkOpsError(RuntimeError):
+    """A lifecycle operation failed; the message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    name: str
+    state: str
+    start_time: int
+
+
+def _request(cfg: PlatformConfig, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{cfg.flink_rest_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raise FlinkOpsError(f"Flink REST {method} {path} -> {error.code}: {error.read()[:300]!r}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise FlinkOpsError(f"Flink REST API not reachable at {cfg.flink_rest_url} ({error}); run `hdp up`") from None
+
+
+def _check_job(job: str) -> None:
+    if job not in JOBS:
+        raise FlinkOpsError(f"unknown job {job!r}; choose one of: {', '.join(JOBS)}")
+
+
+def jobs(cfg: PlatformConfig) -> list[JobInfo]:
+    overview = _request(cfg, "GET", "/jobs/overview")
+    found = [JobInfo(j["jid"], j["name"], j["state"], j.get("start-time", 0)) for j in overview.get("jobs", [])]
+    return sorted(found, key=lambda j: j.start_time, reverse=True)
+
+
+def active_job(cfg: PlatformConfig, job: str) -> JobInfo | None:
+    return next((j for j in jobs(cfg) if j.name == job and j.state in ACTIVE_STATES), None)
+
+
+def _deployments_dir(cfg: PlatformConfig) -> Path:
+    return cfg.home / "flink" / "deployments"
+
+
+def _record_deployment(cfg: PlatformConfig, job: str, job_id: str, restored_from: str | None) -> None:
+    folder = _deployments_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / f"{job}.json"
+    history = json.loads(record.read_text()) if record.exists() else []
+    history.append({"job_id": job_id, "deployed_at": int(time.time() * 1000), "restored_from": restored_from})
+    record.write_text(json.dumps(history[-20:], indent=1))
+
+
+def deployments(cfg: PlatformConfig, job: str) -> list[dict[str, Any]]:
+    record = _deployments_dir(cfg) / f"{job}.json"
+    return json.loads(record.read_text()) if record.exists() else []
+
+
+def deploy(
+    cfg: PlatformConfig, job: str, args: list[str] | None = None, restore_from: str | None = None
+) -> tuple[JobInfo, bool]:
+    """Ensure ``job`` runs; submit it (from ``restore_from`` if given) only when absent. Returns (job, submitted)."""
+    from hybrid_platform import runtime
+
+    _check_job(job)
+    running = active_job(cfg, job)
+    if running is not None:
+        return running, False
+    run_args: list[str] = []
+    extra_conf = ["-s", restore_from] if restore_from else []
+    result = runtime.flink_run(cfg, JOBS[job], [*run_args, *(args or [])], detached=True, extra_options=extra_conf)
+    job_id = _job_id_from_output(result.stdout + result.stderr)
+    _record_deployment(cfg, job, job_id, restore_from)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = next((j for j in jobs(cfg) if j.job_id == job_id), None)
+        if info and info.state == "RUNNING":
+            return info, True
+        if info and info.state in {"FAILED", "CANCELED", "FINISHED"}:
+            raise FlinkOpsError(f"{job} ({job_id}) went to {info.state} right after submission; see the Flink UI")
+        time.sleep(0.5)
+    raise FlinkOpsError(f"{job} ({job_id}) was submitted but is not RUNNING after 60 s")
+
+
+def _job_id_from_output(output: str) -> str:
+    for line in output.splitlines():
+        if "JobID" in line:
+            return line.rsplit(" ", 1)[-1].strip()
+    raise FlinkOpsError(f"could not find the JobID in the `flink run` output: {output[-300:]}")
+
+
+def _wait_for_trigger(cfg: PlatformConfig, path: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = _request(cfg, "GET", path)
+        if status["status"]["id"] == "COMPLETED":
+            operation: dict[str, Any] = status.get("operation", {})
+            if "failure-cause" in operation:
+                cause = operation["failure-cause"].get("stack-trace", "")
+                raise FlinkOpsError(f"savepoint failed: {cause.splitlines()[0] if cause else operation}")
+            return operation
+        time.sleep(0.5)
+    raise FlinkOpsError(f"savepoint did not complete within {timeout_s:.0f} s")
+
+
+def savepoint(cfg: PlatformConfig, job: str, timeout_s: float = 120) -> str:
+    """Trigger a savepoint of the running ``job`` and return its location."""
+    info = _require_active(cfg, job)
+    target = (cfg.home / "flink" / "savepoints").as_uri()
+    trigger = _request(cfg, "POST", f"/jobs/{info.job_id}/savepoints", {"target-directory": target, "cancel-job": False})
+    operation = _wait_for_trigger(cfg, f"/jobs/{info.job_id}/savepoints/{trigger['request-id']}", timeout_s)
+    return str(operation["location"])
+
+
+def stop(cfg: PlatformConfig, job: str, timeout_s: float = 120) -> str:
+    """Stop ``job`` with a savepoint (no drain: event time does not jump to the end) and return its location."""
+    info = _require_active(cfg, job)
+    target = (cfg.home / "flink" / "savepoints").as_uri()
+    trigger = _request(cfg, "POST", f"/jobs/{info.job_id}/stop", {"targetDirectory": target, "drain": False})
+    operation = _wait_for_trigger(cfg, f"/jobs/{info.job_id}/savepoints/{trigger['request-id']}", timeout_s)
+    return str(operation["location"])
+
+
+def _require_active(cfg: PlatformConfig, job: str) -> JobInfo:
+    _check_job(job)
+    info = active_job(cfg, job)
+    if info is None:
+        raise FlinkOpsError(f"{job} is not running; start it with `hdp flink deploy {job}`")
+    return info
+
+
+def latest_checkpoint(cfg: PlatformConfig, job: str) -> str | None:
+    """The newest retained checkpoint of any earlier run of ``job`` (from the REST API, else from disk)."""
+    candidates: list[tuple[int, str]] = []
+    for run in deployments(cfg, job):
+        try:
+            stats = _request(cfg, "GET", f"/jobs/{run['job_id']}/checkpoints")
+            completed = (stats.get("latest") or {}).get("completed") or {}
+            if completed.get("external_path"):
+                candidates.append((int(completed["latest_ack_timestamp"]), completed["external_path"]))
+                continue
+        except FlinkOpsError:
+            pass  # the JobManager restarted and forgot the job: look on disk
+        folder = cfg.home / "flink" / "checkpoints" / run["job_id"]
+        for metadata in folder.glob("chk-*/_metadata"):
+            candidates.append((int(metadata.stat().st_mtime * 1000), metadata.parent.as_uri()))
+    return max(candidates)[1] if candidates else None
+
+
+def latest_savepoint(cfg: PlatformConfig, job: str) -> str | None:
+    ids = {run["job_id"][:6] for run in deployments(cfg, job)}
+    found = [
+        (p.stat().st_mtime, p.as_uri())
+        for p in (cfg.home / "flink" / "savepoints").glob("savepoint-*")
+        if p.name.split("-")[1] in ids and (p / "_metadata").exists()
+    ]
+    return max(found)[1] if found else None
+
+
+def restore(cfg: PlatformConfig, job: str, from_path: str | None = None, args: list[str] | None = None) -> tuple[JobInfo, str]:
+    """Start ``job`` from ``from_path``, else from the newest of its latest checkpoint and savepoint."""
+    _check_job(job)
+    if active_job(cfg, job) is not None:
+        raise FlinkOpsError(f"{job} is already running; `hdp flink stop {job}` first")
+    if from_path is None:
+        options = [p for p in (latest_checkpoint(cfg, job), latest_savepoint(cfg, job)) if p]
+        if not options:
+            raise FlinkOpsError(f"no checkpoint or savepoint of {job} found; deploy it fresh with `hdp flink deploy {job}`")
+        from_path = max(options, key=lambda uri: Path(uri.removeprefix("file:")).stat().st_mtime)
+    info, _ = deploy(cfg, job, args=args, restore_from=from_path)
+    return info, from_path
+
+
+def status(cfg: PlatformConfig) -> list[dict[str, Any]]:
+    """State, uptime and last checkpoint of each long-lived job."""
+    report = []
+    for job in JOBS:
+        info = active_job(cfg, job)
+        entry: dict[str, Any] = {"job": job, "state": info.state if info else "NOT RUNNING"}
+        if info:
+            entry["job_id"] = info.job_id
+            entry["uptime_s"] = round(time.time() - info.start_time / 1000)
+            stats = _request(cfg, "GET", f"/jobs/{info.job_id}/checkpoints")
+            completed = (stats.get("latest") or {}).get("completed") or {}
+            entry["checkpoints_completed"] = stats.get("counts", {}).get("completed", 0)
+            if completed:
+                entry["last_checkpoint_age_s"] = round(time.time() - completed["latest_ack_timestamp"] / 1000, 1)
+                entry["last_checkpoint"] = completed.get("external_path")
+        report.append(entry)
+    return report

@@ -1,0 +1,21 @@
+"""Names both engines must agree on: Kafka topics, Iceberg namespaces and tables, consumer groups."""
+
+from __future__ import annotations
+
+# Kafka topics (JSON, UTF-8). Record key of `transactions` is the card_id.
+TOPIC_TRANSACTIONS = "transactions"
+TOPIC_FRAUD_LABELS = "fraud_labels"
+TOPIC_FRAUD_ALERTS = "fraud_alerts"
+TOPIC_TRANSACTIONS_DLQ = "transactions_dlq"
+ALL_TOPICS = (TOPIC_TRANSACTIONS, TOPIC_FRAUD_LABELS, TOPIC_FRAUD_ALERTS, TOPIC_TRANSACTIONS_DLQ)
+
+# Iceberg: what the streaming path lands, exactly once, for the batch path to read.
+RAW_NAMESPACE = "raw"
+RAW_TRANSACTIONS = f"{RAW_NAMESPACE}.transactions"
+RAW_FRAUD_LABELS = f"{RAW_NAMESPACE}.fraud_labels"
+RAW_FRAUD_ALERTS = f"{RAW_NAMESPACE}.fraud_alerts"
+RAW_TRANSACTIONS_DLQ = f"{RAW_NAMESPACE}.transactions_dlq"
+
+# Flink jobs (also their Kafka consumer group ids and transactional-id prefixes).
+JOB_FRAUD_SCORING = "fraud_scoring"
+JOB_LAKE_INGEST = "lake_ingest"

@@ -119,7 +119,10 @@ class ScoreTransaction(ScalarFunction):  # type: ignore[misc]
         from hybrid_platform.model import HotReloadingModel, ModelRegistry
 
         self.model = HotReloadingModel(
-            ModelRegistry(Path(self.registry_root)), check_interval_s=self.reload_interval_s
+            ModelRegistry(Path(self.registry_root)),
+            check_interval_s=self.reload_interval_s,
+            # A champion trained on other feature definitions is refused; the previous model stays.
+            expected_feature_spec_version=features.FEATURE_SPEC_VERSION,
         )
 
     def eval(

@@ -73,11 +73,16 @@ RAW_TABLES = {
 }
 
 
+def quoted(table: str) -> str:
+    """`raw`.`transactions`: RAW is a reserved word in Flink SQL (the RAW type)."""
+    return ".".join(f"`{part}`" for part in table.split("."))
+
+
 def create_raw_tables(t_env: TableEnvironment, catalog: str) -> None:
     t_env.execute_sql(f"CREATE DATABASE IF NOT EXISTS `{catalog}`.`{names.RAW_NAMESPACE}`")
     for table, definition in RAW_TABLES.items():
         t_env.execute_sql(
-            f"CREATE TABLE IF NOT EXISTS `{catalog}`.{table} {definition} WITH ('format-version' = '2')"
+            f"CREATE TABLE IF NOT EXISTS `{catalog}`.{quoted(table)} {definition} WITH ('format-version' = '2')"
         ).wait()
 
 
@@ -100,7 +105,7 @@ def build_pipeline(
     t_env.create_temporary_function("parse_label", parse_label)
     statements = t_env.create_statement_set()
     statements.add_insert_sql(f"""
-INSERT INTO {sink_prefix}{names.RAW_TRANSACTIONS}
+INSERT INTO {sink_prefix}{quoted(names.RAW_TRANSACTIONS)}
 SELECT p.txn_id, p.card_id, p.merchant_id, p.mcc, p.amount, p.currency, p.country, p.channel, p.event_time,
        TO_TIMESTAMP_LTZ(p.event_time, 3), {_date("p.event_time")}, source_partition, source_offset,
        CURRENT_TIMESTAMP
@@ -111,14 +116,14 @@ WHERE p.ok""")
         t_env.sql_query(f"SELECT parse_label(`raw`) AS p, source_partition, source_offset FROM {labels}"),
     )
     statements.add_insert_sql(f"""
-INSERT INTO {sink_prefix}{names.RAW_FRAUD_LABELS}
+INSERT INTO {sink_prefix}{quoted(names.RAW_FRAUD_LABELS)}
 SELECT p.txn_id, p.is_fraud, p.labeled_at, {_date("p.labeled_at")}, CURRENT_TIMESTAMP
 FROM labels_parsed WHERE p.ok""")
     statements.add_insert_sql(f"""
-INSERT INTO {sink_prefix}{names.RAW_FRAUD_ALERTS}
+INSERT INTO {sink_prefix}{quoted(names.RAW_FRAUD_ALERTS)}
 SELECT *, {_date("event_time")}, CURRENT_TIMESTAMP FROM {alerts}""")
     statements.add_insert_sql(f"""
-INSERT INTO {sink_prefix}{names.RAW_TRANSACTIONS_DLQ}
+INSERT INTO {sink_prefix}{quoted(names.RAW_TRANSACTIONS_DLQ)}
 SELECT *, {_date("received_at")}, CURRENT_TIMESTAMP FROM {dlq}
 UNION ALL
 SELECT p.original, p.original_encoding, p.reason, '{names.TOPIC_FRAUD_LABELS}', source_partition, source_offset,

@@ -11,6 +11,7 @@ import base64
 import time
 from typing import Any
 
+from pyflink.common import Row
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction, udf
 
@@ -77,8 +78,8 @@ def parse_transaction(raw: bytes | None) -> Any:
     txn, reason = events.parse_transaction(raw)
     if txn is None:
         original, encoding = _original(raw)
-        return (False, reason, None, None, None, None, None, None, None, None, None, original, encoding, _now_ms())
-    return (
+        return Row(False, reason, None, None, None, None, None, None, None, None, None, original, encoding, _now_ms())
+    return Row(
         True,
         None,
         txn.txn_id,
@@ -101,8 +102,8 @@ def parse_label(raw: bytes | None) -> Any:
     label, reason = events.parse_label(raw)
     if label is None:
         original, encoding = _original(raw)
-        return (False, reason, None, None, None, original, encoding, _now_ms())
-    return (True, None, label.txn_id, label.is_fraud, label.labeled_at, None, None, None)
+        return Row(False, reason, None, None, None, original, encoding, _now_ms())
+    return Row(True, None, label.txn_id, label.is_fraud, label.labeled_at, None, None, None)
 
 
 class ScoreTransaction(ScalarFunction):  # type: ignore[misc]
@@ -140,7 +141,7 @@ class ScoreTransaction(ScalarFunction):  # type: ignore[misc]
         score, reasons, model_version = score_transaction(
             feature_map, float(amount), mcc, channel, country, bool(is_late), self.model.current()
         )
-        return (float(score), list(reasons), model_version, _now_ms())
+        return Row(float(score), list(reasons), model_version, _now_ms())
 
 
 def score_transaction_udf(registry_root: str, reload_interval_s: float = 5.0) -> Any:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
 
-from hybrid_platform import config, demo, jars, runtime
+from hybrid_platform import config, demo, generator, jars, runtime
 from hybrid_platform.java import JavaError
 
 PORT_VARIABLES = (
@@ -81,6 +82,42 @@ def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return 0
 
 
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in [0, 1)")
+    return value
+
+
+def cmd_generate(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    if args.late_fraction + args.malformed_fraction >= 1:
+        print("hdp generate: --late-fraction plus --malformed-fraction must be below 1", file=sys.stderr)
+        return 2
+    report = generator.produce(
+        cfg,
+        rate=args.rate,
+        duration_s=args.duration,
+        seed=args.seed,
+        late_fraction=args.late_fraction,
+        malformed_fraction=args.malformed_fraction,
+    )
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -97,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_demo
     )
     sub.add_parser("jars", help="fetch and verify the pinned JVM jars (jars.toml)").set_defaults(func=cmd_jars)
+    generate = sub.add_parser(
+        "generate", help="send synthetic card payments (with fraud, late and malformed records) to Kafka"
+    )
+    generate.add_argument("--rate", type=_positive_number, required=True, metavar="EV_PER_S", help="transactions/s")
+    generate.add_argument("--duration", type=_positive_number, required=True, metavar="S", help="seconds to run")
+    generate.add_argument("--seed", type=int, default=42, help="same seed, same records (default 42)")
+    generate.add_argument("--late-fraction", type=_fraction, default=0.0, metavar="F", help="events 5-120 s late")
+    generate.add_argument("--malformed-fraction", type=_fraction, default=0.0, metavar="F", help="records to reject")
+    generate.add_argument("--json", action="store_true", help="machine-readable report")
+    generate.set_defaults(func=cmd_generate)
     return parser
 
 
@@ -106,7 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config.load()
         result: int = args.func(args, cfg)
         return result
-    except (config.ConfigError, jars.JarError, JavaError, runtime.RuntimeFailure, demo.DemoFailure) as exc:
+    except (
+        config.ConfigError,
+        jars.JarError,
+        JavaError,
+        runtime.RuntimeFailure,
+        demo.DemoFailure,
+        generator.GeneratorError,
+    ) as exc:
         print(f"hdp {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

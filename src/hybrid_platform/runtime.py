@@ -657,8 +657,12 @@ def flink_run(
     # The client reads rest.address/rest.port from FLINK_CONF_DIR, i.e. this platform's cluster.
     result = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
     if result.returncode != 0:
-        lines = [
-            line for line in (result.stderr + result.stdout).splitlines() if "Exception" in line or "Error" in line
+        output = (result.stderr + result.stdout).splitlines()
+        # The first exception message names the cause (e.g. a SQL parse error); stack frames do not.
+        messages = [
+            line.strip(" :")
+            for line in output
+            if ("Exception:" in line or "Error:" in line) and not line.strip().startswith(("at ", "Caused by"))
         ]
-        raise RuntimeFailure(f"flink run {script.name} failed: {(lines or ['no error line'])[-1][:400]}")
+        raise RuntimeFailure(f"flink run {script.name} failed: {(messages or output[-1:] or ['no output'])[0][:400]}")
     return result

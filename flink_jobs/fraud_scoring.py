@@ -18,12 +18,15 @@ Long-lived job on the Flink session cluster (``hdp flink deploy fraud_scoring``)
 from __future__ import annotations
 
 import argparse
+import os
+import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
 from hybrid_platform import config, features, names
+from hybrid_platform.config import REPO_ROOT
 from hybrid_platform.model import registry_root
 from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD
 
@@ -124,12 +127,23 @@ def build_pipeline(
     )
     # On time: not yet behind the watermark, so the OVER windows will see it. Late: scored without windows.
     on_time = "(CURRENT_WATERMARK(event_ts) IS NULL OR event_ts > CURRENT_WATERMARK(event_ts))"
-    t_env.create_temporary_view("on_time", t_env.sql_query(f"SELECT * FROM parsed WHERE ok AND {on_time}"))
+    # Only what scoring needs goes into the windows: OVER operators keep every input row of their range
+    # (an hour for the 1-hour features), so each dropped column shrinks state and checkpoints.
+    t_env.create_temporary_view(
+        "on_time",
+        t_env.sql_query(
+            f"SELECT txn_id, card_id, amount, mcc, channel, country, event_time, event_ts "
+            f"FROM parsed WHERE ok AND {on_time}"
+        ),
+    )
     for view, query in features.flink_feature_stages("on_time"):
         t_env.create_temporary_view(view, t_env.sql_query(query))
 
     feature_args = ", ".join(features.FEATURE_NAMES)
-    late_feature_args = ", ".join("CAST(-1.0 AS DOUBLE)" if name == features.PREVIOUS_GAP_FEATURE else "CAST(0.0 AS DOUBLE)" for name in features.FEATURE_NAMES)
+    late_feature_args = ", ".join(
+        "CAST(-1.0 AS DOUBLE)" if name == features.PREVIOUS_GAP_FEATURE else "CAST(0.0 AS DOUBLE)"
+        for name in features.FEATURE_NAMES
+    )
     scored = f"""
 SELECT txn_id, card_id, s.score AS score, s.reasons AS reasons, s.model_version AS model_version, event_time,
        s.scored_at AS scored_at
@@ -152,6 +166,21 @@ WHERE s.score >= {settings.alert_threshold}"""
     return statements
 
 
+def python_thread_mode() -> dict[str, str]:
+    """Run Python UDFs inside the TaskManager (PEMJA) instead of a separate Beam worker process.
+
+    Measured here: ~3x the rows per CPU second of process mode, which matters on a 2-core machine running
+    two jobs. Thread mode imports from python.pythonpath (the editable install's .pth is not read there),
+    so it lists the Flink environment's site-packages and this repository. HDP_FLINK_PYTHON_MODE=process
+    switches back.
+    """
+    mode = os.environ.get("HDP_FLINK_PYTHON_MODE", "thread")
+    if mode != "thread":
+        return {"python.execution-mode": mode}
+    paths = [sysconfig.get_paths()["purelib"], str(REPO_ROOT), str(REPO_ROOT / "src")]
+    return {"python.execution-mode": "thread", "python.pythonpath": os.pathsep.join(paths)}
+
+
 def configure(t_env: TableEnvironment, job_name: str, checkpoint_interval_ms: int) -> None:
     """Job settings that decide latency and guarantees (recorded here, not left to defaults)."""
     conf = t_env.get_config()
@@ -161,11 +190,18 @@ def configure(t_env: TableEnvironment, job_name: str, checkpoint_interval_ms: in
         "execution.checkpointing.interval": f"{checkpoint_interval_ms} ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
         "execution.checkpointing.min-pause": "0 ms",
+        # Heap state locally. Alert visibility needs a checkpoint every few hundred ms; measured at 1,000
+        # events/s: heap p99 0.8 s on 0.6 core with fresh state, RocksDB p99 1.3 s on 1.3 cores and slower
+        # checkpoints. Heap snapshots grow with the per-card windows (an hour of cards), so long runs at high
+        # rates and clusters use RocksDB with incremental checkpoints (HDP_FLINK_STATE_BACKEND=rocksdb).
+        "state.backend.type": os.environ.get("HDP_FLINK_STATE_BACKEND", "hashmap"),
+        "execution.checkpointing.incremental": "true",
         # Emit watermarks often and flush network buffers quickly: both add directly to alert latency.
         "pipeline.auto-watermark-interval": "50 ms",
         "execution.buffer-timeout.interval": "10 ms",
         # A partition without traffic must not stall event time for the others.
         "table.exec.source.idle-timeout": "2 s",
+        **python_thread_mode(),
         # Small Python bundles: default bundles (100k rows / 1 s) add up to a second of latency.
         "python.fn-execution.bundle.size": "100",
         "python.fn-execution.bundle.time": "10",
@@ -177,8 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config.load()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alert-threshold", type=float, default=DEFAULT_ALERT_THRESHOLD)
-    parser.add_argument("--checkpoint-interval-ms", type=int, default=500)
-    parser.add_argument("--watermark-delay-ms", type=int, default=300)
+    # Alerts become visible to read-committed consumers when a checkpoint completes: this bounds latency.
+    parser.add_argument("--checkpoint-interval-ms", type=int, default=300)
+    # Bounded out-of-orderness: later events skip the windows (scored as late) but every alert waits this long.
+    parser.add_argument("--watermark-delay-ms", type=int, default=200)
     parser.add_argument("--model-registry", default=str(registry_root(cfg)))
     parser.add_argument("--model-reload-interval-s", type=float, default=5.0)
     args = parser.parse_args(argv)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
+from flink_jobs.fraud_scoring import python_thread_mode
 from hybrid_platform import config, names
 from hybrid_platform.engines import flink_catalog_ddl
 
@@ -145,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     conf.set("table.local-time-zone", "UTC")
     conf.set("execution.checkpointing.interval", f"{args.checkpoint_interval_ms} ms")
     conf.set("execution.checkpointing.mode", "EXACTLY_ONCE")
+    for key, value in python_thread_mode().items():
+        conf.set(key, value)
     t_env.execute_sql(flink_catalog_ddl(cfg))
     create_raw_tables(t_env, cfg.catalog.name)
     job, bootstrap = names.JOB_LAKE_INGEST, cfg.kafka_bootstrap

@@ -137,6 +137,10 @@ class ScoreTransaction(ScalarFunction):  # type: ignore[misc]
     ) -> Any:
         from hybrid_platform.rules import score_transaction
 
+        if amount is None:
+            # The planner may evaluate this UDF before the filter that drops malformed rows has run;
+            # such a row is discarded downstream, so its score does not matter (it must not fail the job).
+            return Row(0.0, [], "", _now_ms())
         feature_map = dict(zip(features.FEATURE_NAMES, feature_values, strict=True))
         score, reasons, model_version = score_transaction(
             feature_map, float(amount), mcc, channel, country, bool(is_late), self.model.current()

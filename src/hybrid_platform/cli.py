@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hybrid_platform import config, demo, generator, jars, runtime
+from hybrid_platform import config, demo, flink_ops, generator, jars, latency, runtime
 from hybrid_platform.java import JavaError
 
 PORT_VARIABLES = (
@@ -118,6 +118,32 @@ def cmd_generate(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return 0
 
 
+def cmd_flink(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    jobs = list(flink_ops.JOBS) if args.job in (None, "all") else [args.job]
+    if args.action == "status":
+        for entry in flink_ops.status(cfg):
+            print(json.dumps(entry))
+        return 0
+    for job in jobs:
+        if args.action == "deploy":
+            info, submitted = flink_ops.deploy(cfg, job, args=args.job_args)
+            print(f"{job}: {'deployed' if submitted else 'already running'} ({info.job_id}, {info.state})")
+        elif args.action == "savepoint":
+            print(f"{job}: savepoint {flink_ops.savepoint(cfg, job)}")
+        elif args.action == "stop":
+            print(f"{job}: stopped with savepoint {flink_ops.stop(cfg, job)}")
+        elif args.action == "restore":
+            info, source = flink_ops.restore(cfg, job, from_path=args.from_path, args=args.job_args)
+            print(f"{job}: restored from {source} ({info.job_id}, {info.state})")
+    return 0
+
+
+def cmd_latency(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    report = latency.measure(cfg, args.duration)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -144,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--malformed-fraction", type=_fraction, default=0.0, metavar="F", help="records to reject")
     generate.add_argument("--json", action="store_true", help="machine-readable report")
     generate.set_defaults(func=cmd_generate)
+    flink = sub.add_parser("flink", help="lifecycle of the long-lived Flink jobs (through the REST API)")
+    flink.add_argument("action", choices=["deploy", "status", "savepoint", "stop", "restore"])
+    flink.add_argument("job", nargs="?", choices=[*flink_ops.JOBS, "all"], help="default: all jobs")
+    flink.add_argument("--from", dest="from_path", help="restore: savepoint/checkpoint URI (default: the newest)")
+    flink.add_argument("--job-arg", dest="job_args", action="append", default=[], help="passed to the job (repeatable)")
+    flink.set_defaults(func=cmd_flink)
+    measure = sub.add_parser("latency", help="end-to-end alert latency (produced -> read-committed alert)")
+    measure.add_argument("--duration", type=_positive_number, default=30.0, metavar="S", help="seconds to measure")
+    measure.add_argument("--json", action="store_true", help="machine-readable report")
+    measure.set_defaults(func=cmd_latency)
     return parser
 
 
@@ -160,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime.RuntimeFailure,
         demo.DemoFailure,
         generator.GeneratorError,
+        flink_ops.FlinkOpsError,
     ) as exc:
         print(f"hdp {args.command}: {exc}", file=sys.stderr)
         return 1

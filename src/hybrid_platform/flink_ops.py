@@ -136,7 +136,9 @@ def savepoint(cfg: PlatformConfig, job: str, timeout_s: float = 120) -> str:
     """Trigger a savepoint of the running ``job`` and return its location."""
     info = _require_active(cfg, job)
     target = (cfg.home / "flink" / "savepoints").as_uri()
-    trigger = _request(cfg, "POST", f"/jobs/{info.job_id}/savepoints", {"target-directory": target, "cancel-job": False})
+    trigger = _request(
+        cfg, "POST", f"/jobs/{info.job_id}/savepoints", {"target-directory": target, "cancel-job": False}
+    )
     operation = _wait_for_trigger(cfg, f"/jobs/{info.job_id}/savepoints/{trigger['request-id']}", timeout_s)
     return str(operation["location"])
 
@@ -186,7 +188,9 @@ def latest_savepoint(cfg: PlatformConfig, job: str) -> str | None:
     return max(found)[1] if found else None
 
 
-def restore(cfg: PlatformConfig, job: str, from_path: str | None = None, args: list[str] | None = None) -> tuple[JobInfo, str]:
+def restore(
+    cfg: PlatformConfig, job: str, from_path: str | None = None, args: list[str] | None = None
+) -> tuple[JobInfo, str]:
     """Start ``job`` from ``from_path``, else from the newest of its latest checkpoint and savepoint."""
     _check_job(job)
     if active_job(cfg, job) is not None:
@@ -194,7 +198,9 @@ def restore(cfg: PlatformConfig, job: str, from_path: str | None = None, args: l
     if from_path is None:
         options = [p for p in (latest_checkpoint(cfg, job), latest_savepoint(cfg, job)) if p]
         if not options:
-            raise FlinkOpsError(f"no checkpoint or savepoint of {job} found; deploy it fresh with `hdp flink deploy {job}`")
+            raise FlinkOpsError(
+                f"no checkpoint or savepoint of {job} found; deploy it fresh with `hdp flink deploy {job}`"
+            )
         from_path = max(options, key=lambda uri: Path(uri.removeprefix("file:")).stat().st_mtime)
     info, _ = deploy(cfg, job, args=args, restore_from=from_path)
     return info, from_path

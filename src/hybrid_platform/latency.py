@@ -106,7 +106,10 @@ def measure(cfg: PlatformConfig, duration_s: float, start_ms: int | None = None,
         finally:
             consumer.close()
 
-    threads = [threading.Thread(target=read_transactions, daemon=True), threading.Thread(target=read_alerts, daemon=True)]
+    threads = [
+        threading.Thread(target=read_transactions, daemon=True),
+        threading.Thread(target=read_alerts, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     time.sleep(duration_s + grace_s)
@@ -115,8 +118,12 @@ def measure(cfg: PlatformConfig, duration_s: float, start_ms: int | None = None,
         thread.join(timeout=10)
 
     with lock:
+        # An alert seen before its transaction was produced answers an earlier run that reused the txn_id
+        # (same generator seed): it is not a sample of this one.
         latencies = sorted(
-            alert_seen_at[txn] - produced_at[txn] for txn in alert_seen_at if txn in produced_at
+            alert_seen_at[txn] - produced_at[txn]
+            for txn in alert_seen_at
+            if txn in produced_at and alert_seen_at[txn] >= produced_at[txn]
         )
         seen_transactions = len(produced_at)
         seen_alerts = len(alert_seen_at)

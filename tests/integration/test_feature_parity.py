@@ -44,9 +44,7 @@ def _fixed_events(count: int) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: r["event_time"])
 
 
-def test_flink_and_spark_compute_identical_features(
-    local_runtime: PlatformConfig, spark: Any, tmp_path: Path
-) -> None:
+def test_flink_and_spark_compute_identical_features(local_runtime: PlatformConfig, spark: Any, tmp_path: Path) -> None:
     events_in = _fixed_events(4000)
     assert len(events_in) > 1000
     assert len({e["card_id"] for e in events_in}) < len(events_in) / 2, "cards must repeat for windows to matter"

@@ -108,19 +108,18 @@ def test_produced_equals_landed_exactly_once(streaming_jobs: PlatformConfig) -> 
     rows = _wait_for(landed, 120, "every valid txn_id in raw.transactions")
     assert len(rows) == len(valid), "a txn_id landed more than once"
 
-    ours = lambda r: (
-        r["source_topic"] == names.TOPIC_TRANSACTIONS
-        and r["source_offset"] >= transactions_start[r["source_partition"]]
-    )  # noqa: E731
-    dlq_rows = _wait_for(
-        lambda: (
-            (rs := [r for r in _raw_table(cfg, names.RAW_TRANSACTIONS_DLQ) if ours(r)])
-            and len(rs) >= report.counts["malformed"]
-            and rs
-        ),
-        120,
-        "every malformed record in raw.transactions_dlq",
-    )
+    def ours(row: dict[str, Any]) -> bool:
+        """A DLQ row of this run: from `transactions`, at or after the offsets taken before producing."""
+        return bool(
+            row["source_topic"] == names.TOPIC_TRANSACTIONS
+            and row["source_offset"] >= transactions_start[row["source_partition"]]
+        )
+
+    def dead_lettered() -> list[dict[str, Any]] | None:
+        found = [r for r in _raw_table(cfg, names.RAW_TRANSACTIONS_DLQ) if ours(r)]
+        return found if len(found) >= report.counts["malformed"] else None
+
+    dlq_rows = _wait_for(dead_lettered, 120, "every malformed record in raw.transactions_dlq")
     assert len(dlq_rows) == report.counts["malformed"]
     assert all(r["reason"] for r in dlq_rows)
     assert len(valid) + len(dlq_rows) == report.counts["valid"] + report.counts["late"] + report.counts["malformed"]

@@ -157,10 +157,19 @@ def test_card_testing_is_small_online_bursts_within_a_minute(transactions: list[
             assert r.transaction.amount < Decimal("5.00") and r.transaction.channel == "online"
             bursts[r.transaction.card_id].append(r.transaction)
     assert len(bursts) >= 10
-    complete = [b for b in bursts.values() if len(b) >= 3]
-    assert len(complete) >= 0.8 * len(bursts)
+    # A card can be tested twice in a long run: split its payments into episodes at gaps over a minute.
+    episodes: list[list[events.Transaction]] = []
+    for payments in bursts.values():
+        payments.sort(key=lambda t: t.event_time)
+        episodes.append([payments[0]])
+        for previous, current in itertools.pairwise(payments):
+            if current.event_time - previous.event_time > 60_000:
+                episodes.append([])
+            episodes[-1].append(current)
+    complete = [e for e in episodes if len(e) >= 3]
+    assert len(complete) >= 0.8 * len(episodes)
     for burst in complete:
-        times = sorted(t.event_time for t in burst)
+        times = [t.event_time for t in burst]
         assert times[-1] - times[0] < 60_000 and len({t.merchant_id for t in burst}) == 1
 
 
@@ -204,6 +213,7 @@ def test_labels_cover_every_fraud_and_a_sample_of_legit(
     records: list[GeneratedRecord], transactions: list[GeneratedRecord]
 ) -> None:
     by_id = {r.txn_id: r for r in transactions}
+    position = {id(r): i for i, r in enumerate(records)}
     labels = [r for r in records if r.kind == generator.KIND_LABEL]
     labeled = Counter(r.txn_id for r in labels)
     assert max(labeled.values()) == 1
@@ -217,7 +227,8 @@ def test_labels_cover_every_fraud_and_a_sample_of_legit(
         assert reason is None and label and txn_record.transaction
         assert label.is_fraud == txn_record.is_fraud == r.is_fraud and r.pattern == txn_record.pattern
         assert 3_600_000 <= label.labeled_at - txn_record.transaction.event_time <= 30 * 86_400_000
-        assert r.offset_ms > txn_record.offset_ms, "a label is sent after its transaction"
+        assert r.offset_ms >= txn_record.offset_ms, "a label is sent after its transaction"
+        assert position[id(r)] > position[id(txn_record)], "a label is sent after its transaction"
 
 
 def test_summarize_counts_by_kind(records: list[GeneratedRecord], transactions: list[GeneratedRecord]) -> None:

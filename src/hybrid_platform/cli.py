@@ -71,8 +71,12 @@ def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     started = time.monotonic()
     jars.ensure_all(cfg.jar_cache)
     runtime.up(cfg)
-    demo.run(cfg)
-    print()
+    summary = demo.run(cfg)
+    streamed = summary["stream + measure latency"]
+    print(
+        f"\nStreaming: {streamed['generated']}\nAlert latency (produced -> read-committed alert): {streamed['latency']}"
+    )
+    print(f"Lake: {summary['lake reconciled']}\n")
     cmd_status(argparse.Namespace(json=False), cfg)
     print(
         f"\nThe platform is up ({time.monotonic() - started:.0f}s). "

@@ -25,7 +25,7 @@ def _fixed_events(count: int) -> list[dict[str, Any]]:
     "previous transaction" of each would be arbitrary: the fixture avoids that tie, nothing else.
     """
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    for record in generator.synthesize(seed=11, count=count, start_ms=1_767_225_600_000, rate=50.0):
+    for record in generator.synthesize(seed=11, count=count, start_ms=1_767_225_600_000, rate=5.0):
         if record.topic != "transactions":
             continue
         txn, _ = events.parse_transaction(record.value, now_ms=1_767_225_600_000 + 10**9)
@@ -45,8 +45,8 @@ def _fixed_events(count: int) -> list[dict[str, Any]]:
 
 
 def test_flink_and_spark_compute_identical_features(local_runtime: PlatformConfig, spark: Any, tmp_path: Path) -> None:
-    events_in = _fixed_events(4000)
-    assert len(events_in) > 1000
+    events_in = _fixed_events(20_000)
+    assert len(events_in) > 10_000
     assert len({e["card_id"] for e in events_in}) < len(events_in) / 2, "cards must repeat for windows to matter"
     input_path = tmp_path / "events.jsonl"
     input_path.write_text("".join(json.dumps({**e, "amount": float(e["amount"])}) + "\n" for e in events_in))

@@ -95,9 +95,8 @@ def deploy(
     running = active_job(cfg, job)
     if running is not None:
         return running, False
-    run_args: list[str] = []
-    extra_conf = ["-s", restore_from] if restore_from else []
-    result = runtime.flink_run(cfg, JOBS[job], [*run_args, *(args or [])], detached=True, extra_options=extra_conf)
+    restore_options = ["-s", restore_from] if restore_from else []
+    result = runtime.flink_run(cfg, JOBS[job], args or [], detached=True, extra_options=restore_options)
     job_id = _job_id_from_output(result.stdout + result.stderr)
     _record_deployment(cfg, job, job_id, restore_from)
     deadline = time.monotonic() + 60
@@ -167,21 +166,42 @@ def latest_checkpoint(cfg: PlatformConfig, job: str) -> str | None:
         try:
             stats = _request(cfg, "GET", f"/jobs/{run['job_id']}/checkpoints")
             completed = (stats.get("latest") or {}).get("completed") or {}
-            if completed.get("external_path"):
-                candidates.append((int(completed["latest_ack_timestamp"]), completed["external_path"]))
+            path = completed.get("external_path")
+            if path and _restorable(path):
+                candidates.append((int(completed["latest_ack_timestamp"]), path))
                 continue
         except FlinkOpsError:
             pass  # the JobManager restarted and forgot the job: look on disk
         folder = cfg.home / "flink" / "checkpoints" / run["job_id"]
         for metadata in folder.glob("chk-*/_metadata"):
-            candidates.append((int(metadata.stat().st_mtime * 1000), metadata.parent.as_uri()))
+            candidates.append((int(metadata.stat().st_mtime * 1000), _flink_uri(metadata.parent)))
     return max(candidates)[1] if candidates else None
+
+
+def _flink_uri(path: Path) -> str:
+    """A local path as Flink writes it in its REST answers (``file:/...``), so locations compare equal."""
+    return f"file:{path}"
+
+
+def _local_path(uri: str) -> Path:
+    return Path("/" + uri.removeprefix("file:").lstrip("/"))
+
+
+def _restorable(uri: str) -> bool:
+    """A local checkpoint/savepoint still on disk (retention deletes older ones); remote URIs are trusted."""
+    if not uri.startswith("file:"):
+        return True
+    return (_local_path(uri) / "_metadata").exists()
+
+
+def _age_key(uri: str) -> float:
+    return _local_path(uri).stat().st_mtime if uri.startswith("file:") else 0.0
 
 
 def latest_savepoint(cfg: PlatformConfig, job: str) -> str | None:
     ids = {run["job_id"][:6] for run in deployments(cfg, job)}
     found = [
-        (p.stat().st_mtime, p.as_uri())
+        (p.stat().st_mtime, _flink_uri(p))
         for p in (cfg.home / "flink" / "savepoints").glob("savepoint-*")
         if p.name.split("-")[1] in ids and (p / "_metadata").exists()
     ]
@@ -201,7 +221,7 @@ def restore(
             raise FlinkOpsError(
                 f"no checkpoint or savepoint of {job} found; deploy it fresh with `hdp flink deploy {job}`"
             )
-        from_path = max(options, key=lambda uri: Path(uri.removeprefix("file:")).stat().st_mtime)
+        from_path = max(options, key=_age_key)
     info, _ = deploy(cfg, job, args=args, restore_from=from_path)
     return info, from_path
 

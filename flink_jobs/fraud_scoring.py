@@ -71,19 +71,18 @@ CREATE TEMPORARY TABLE {table} (
 )"""
 
 
-def alerts_sink_ddl(table: str, topic: str, bootstrap: str, transactional_id_prefix: str) -> str:
+def exactly_once_kafka_sink_ddl(
+    table: str, columns: str, topic: str, bootstrap: str, transactional_id_prefix: str, key: str | None = None
+) -> str:
+    """A Kafka sink writing JSON through Kafka transactions committed at each checkpoint."""
+    key_options = f"'key.format' = 'raw', 'key.fields' = '{key}', 'value.fields-include' = 'ALL'," if key else ""
     return f"""
-CREATE TEMPORARY TABLE {table} (
-  txn_id STRING, card_id STRING, score DOUBLE, reasons ARRAY<STRING>, model_version STRING,
-  event_time BIGINT, scored_at BIGINT
-) WITH (
+CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   'connector' = 'kafka',
   'topic' = '{topic}',
   'properties.bootstrap.servers' = '{bootstrap}',
-  'key.format' = 'raw',
-  'key.fields' = 'card_id',
+  {key_options}
   'value.format' = 'json',
-  'value.fields-include' = 'ALL',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = '{transactional_id_prefix}',
   -- below the broker's transaction.max.timeout.ms (15 min); covers a slow checkpoint and a restart
@@ -91,20 +90,14 @@ CREATE TEMPORARY TABLE {table} (
 )"""
 
 
-def dlq_sink_ddl(table: str, topic: str, bootstrap: str, transactional_id_prefix: str) -> str:
-    return f"""
-CREATE TEMPORARY TABLE {table} (
-  original STRING, original_encoding STRING, reason STRING, source_topic STRING,
-  source_partition INT, source_offset BIGINT, received_at BIGINT
-) WITH (
-  'connector' = 'kafka',
-  'topic' = '{topic}',
-  'properties.bootstrap.servers' = '{bootstrap}',
-  'value.format' = 'json',
-  'sink.delivery-guarantee' = 'exactly-once',
-  'sink.transactional-id-prefix' = '{transactional_id_prefix}',
-  'properties.transaction.timeout.ms' = '600000'
-)"""
+ALERT_COLUMNS = (
+    "txn_id STRING, card_id STRING, score DOUBLE, reasons ARRAY<STRING>, model_version STRING, "
+    "event_time BIGINT, scored_at BIGINT"
+)
+DLQ_COLUMNS = (
+    "original STRING, original_encoding STRING, reason STRING, source_topic STRING, source_partition INT, "
+    "source_offset BIGINT, received_at BIGINT"
+)
 
 
 def build_pipeline(
@@ -227,8 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_env.execute_sql(
         source_ddl("transactions_source", names.TOPIC_TRANSACTIONS, cfg.kafka_bootstrap, job, args.watermark_delay_ms)
     )
-    t_env.execute_sql(alerts_sink_ddl("alerts_sink", names.TOPIC_FRAUD_ALERTS, cfg.kafka_bootstrap, f"{job}-alerts"))
-    t_env.execute_sql(dlq_sink_ddl("dlq_sink", names.TOPIC_TRANSACTIONS_DLQ, cfg.kafka_bootstrap, f"{job}-dlq"))
+    t_env.execute_sql(
+        exactly_once_kafka_sink_ddl(
+            "alerts_sink", ALERT_COLUMNS, names.TOPIC_FRAUD_ALERTS, cfg.kafka_bootstrap, f"{job}-alerts", key="card_id"
+        )
+    )
+    t_env.execute_sql(
+        exactly_once_kafka_sink_ddl(
+            "dlq_sink", DLQ_COLUMNS, names.TOPIC_TRANSACTIONS_DLQ, cfg.kafka_bootstrap, f"{job}-dlq"
+        )
+    )
     settings = ScoringSettings(args.alert_threshold, args.model_registry, args.model_reload_interval_s)
     build_pipeline(t_env, "transactions_source", "alerts_sink", "dlq_sink", settings).execute()
     return 0

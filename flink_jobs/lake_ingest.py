@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
-from flink_jobs.fraud_scoring import python_thread_mode
+from flink_jobs.fraud_scoring import ALERT_COLUMNS, DLQ_COLUMNS, python_thread_mode
 from hybrid_platform import config, names
 from hybrid_platform.engines import flink_catalog_ddl
 
@@ -46,15 +46,6 @@ CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   'properties.isolation.level' = 'read_committed'
 )"""
 
-
-ALERT_COLUMNS = (
-    "txn_id STRING, card_id STRING, score DOUBLE, reasons ARRAY<STRING>, model_version STRING, "
-    "event_time BIGINT, scored_at BIGINT"
-)
-DLQ_COLUMNS = (
-    "original STRING, original_encoding STRING, reason STRING, source_topic STRING, source_partition INT, "
-    "source_offset BIGINT, received_at BIGINT"
-)
 
 RAW_TABLES = {
     names.RAW_TRANSACTIONS: """(

@@ -7,7 +7,6 @@ there; these wrappers only adapt types.
 
 from __future__ import annotations
 
-import base64
 import time
 from typing import Any
 
@@ -64,20 +63,11 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _original(raw: bytes | None) -> tuple[str, str]:
-    if raw is None:
-        return "", "utf-8"
-    try:
-        return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
-
-
 @udf(result_type=PARSED_TRANSACTION)
 def parse_transaction(raw: bytes | None) -> Any:
     txn, reason = events.parse_transaction(raw)
     if txn is None:
-        original, encoding = _original(raw)
+        original, encoding = events.original_text(raw)
         return Row(False, reason, None, None, None, None, None, None, None, None, None, original, encoding, _now_ms())
     return Row(
         True,
@@ -101,7 +91,7 @@ def parse_transaction(raw: bytes | None) -> Any:
 def parse_label(raw: bytes | None) -> Any:
     label, reason = events.parse_label(raw)
     if label is None:
-        original, encoding = _original(raw)
+        original, encoding = events.original_text(raw)
         return Row(False, reason, None, None, None, original, encoding, _now_ms())
     return Row(True, None, label.txn_id, label.is_fraud, label.labeled_at, None, None, None)
 

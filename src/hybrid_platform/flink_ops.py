@@ -95,6 +95,10 @@ def deploy(
     running = active_job(cfg, job)
     if running is not None:
         return running, False
+    # The Kafka source fails (and restarts forever) on a topic that does not exist yet: create them first.
+    from hybrid_platform import generator
+
+    generator.ensure_topics(cfg, names.ALL_TOPICS)
     restore_options = ["-s", restore_from] if restore_from else []
     result = runtime.flink_run(cfg, JOBS[job], args or [], detached=True, extra_options=restore_options)
     job_id = _job_id_from_output(result.stdout + result.stderr)
@@ -105,9 +109,21 @@ def deploy(
         if info and info.state == "RUNNING":
             return info, True
         if info and info.state in {"FAILED", "CANCELED", "FINISHED"}:
-            raise FlinkOpsError(f"{job} ({job_id}) went to {info.state} right after submission; see the Flink UI")
+            raise FlinkOpsError(f"{job} ({job_id}) went to {info.state} after submission: {root_cause(cfg, job_id)}")
         time.sleep(0.5)
-    raise FlinkOpsError(f"{job} ({job_id}) was submitted but is not RUNNING after 60 s")
+    raise FlinkOpsError(f"{job} ({job_id}) was submitted but is not RUNNING after 60 s: {root_cause(cfg, job_id)}")
+
+
+def root_cause(cfg: PlatformConfig, job_id: str) -> str:
+    """The innermost cause of the job's latest failure, in one line (what a user needs to act on)."""
+    try:
+        history = _request(cfg, "GET", f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
+    except (FlinkOpsError, KeyError, TypeError):
+        return "no failure recorded"
+    if not history:
+        return "no failure recorded"
+    causes = [line for line in history[0]["stacktrace"].splitlines() if line.startswith("Caused by: ")]
+    return str(causes[-1] if causes else history[0]["exceptionName"]).removeprefix("Caused by: ")[:300]
 
 
 def _job_id_from_output(output: str) -> str:

@@ -141,6 +141,14 @@ def deploy_streaming_jobs(cfg: PlatformConfig) -> dict[str, str]:
     generator.ensure_topics(cfg, names.ALL_TOPICS)
     states = {}
     for job in flink_ops.JOBS:
+        if flink_ops.active_job(cfg, job) is None and (
+            flink_ops.latest_checkpoint(cfg, job) or flink_ops.latest_savepoint(cfg, job)
+        ):
+            # After `make down` the JobManager forgot the job; its retained checkpoint carries the window
+            # state and Kafka offsets, so the job continues exactly where it stopped.
+            info, source = flink_ops.restore(cfg, job)
+            states[job] = f"restored {info.job_id[:8]} from {source.rsplit('/', 2)[-2]}/{source.rsplit('/', 1)[-1]}"
+            continue
         info, submitted = flink_ops.deploy(cfg, job)
         states[job] = f"{'deployed' if submitted else 'already running'} {info.job_id[:8]}"
     return states

@@ -25,7 +25,6 @@ SMOKE_TOPIC = "platform_smoke"
 # The streaming part of the demo: HDP_DEMO_RATE events/s for HDP_DEMO_DURATION seconds.
 DEMO_RATE = float(os.environ.get("HDP_DEMO_RATE", "1000"))
 DEMO_DURATION_S = float(os.environ.get("HDP_DEMO_DURATION", "30"))
-WARM_UP_S = float(os.environ.get("HDP_DEMO_WARM_UP", "20"))
 
 
 class DemoFailure(RuntimeError):
@@ -162,9 +161,6 @@ def stream_and_measure(cfg: PlatformConfig, rate: float, duration_s: float) -> d
     from hybrid_platform import generator, latency, names, reconcile
 
     since = reconcile.end_offsets(cfg, names.TOPIC_TRANSACTIONS)
-    # Freshly deployed jobs warm up (JIT, Python workers, first checkpoints) and fall behind for ~20 s;
-    # latency is reported for the steady state after this warm-up, whose records are reconciled too.
-    warm_up = generator.produce(cfg, rate=rate, duration_s=WARM_UP_S, seed=int(time.time()) + 1)
     measured: dict[str, latency.LatencyReport] = {}
     meter = threading.Thread(target=lambda: measured.update(report=latency.measure(cfg, duration_s)), daemon=True)
     meter.start()
@@ -175,8 +171,8 @@ def stream_and_measure(cfg: PlatformConfig, rate: float, duration_s: float) -> d
     return {
         "generated": report.summary(),
         "latency": measured["report"].summary(),
-        "_valid": set(report.txn_ids_valid) | set(warm_up.txn_ids_valid),
-        "_malformed": report.counts["malformed"] + warm_up.counts["malformed"],
+        "_valid": set(report.txn_ids_valid),
+        "_malformed": report.counts["malformed"],
         "_since": since,
     }
 

@@ -167,6 +167,16 @@ def stop(cfg: PlatformConfig, job: str, timeout_s: float = 120) -> str:
     return str(operation["location"])
 
 
+def cancel(cfg: PlatformConfig, job: str) -> bool:
+    """Cancel ``job`` without a savepoint (its retained checkpoints stay); False when it was not running."""
+    _check_job(job)
+    info = active_job(cfg, job)
+    if info is None:
+        return False
+    _request(cfg, "PATCH", f"/jobs/{info.job_id}?mode=cancel")
+    return True
+
+
 def _require_active(cfg: PlatformConfig, job: str) -> JobInfo:
     _check_job(job)
     info = active_job(cfg, job)

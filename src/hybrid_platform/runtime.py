@@ -22,7 +22,7 @@ import urllib.request
 import uuid
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid_platform import jars
@@ -50,7 +50,6 @@ class Service:
     ports: Callable[[PlatformConfig], list[int]] = lambda cfg: []
     prepare: Callable[[PlatformConfig], None] = lambda cfg: None
     start_timeout_s: float = 120.0
-    depends_on: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -449,7 +448,6 @@ def services() -> list[Service]:
             command=_flink_command("taskmanager.sh"),
             env=flink_env,
             health=_flink_health,
-            depends_on=["flink-jobmanager"],
         ),
         Service(
             name="airflow-api-server",

@@ -38,9 +38,7 @@ def streaming_jobs(local_runtime: PlatformConfig) -> Iterator[PlatformConfig]:
     flink_ops.deploy(cfg, names.JOB_LAKE_INGEST, ["--checkpoint-interval-ms", "2000"])
     yield cfg
     for job in flink_ops.JOBS:
-        info = flink_ops.active_job(cfg, job)
-        if info:
-            flink_ops._request(cfg, "PATCH", f"/jobs/{info.job_id}?mode=cancel")
+        flink_ops.cancel(cfg, job)
 
 
 def _end_offsets(cfg: PlatformConfig, topic: str) -> dict[int, int]:

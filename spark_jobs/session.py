@@ -7,12 +7,13 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from hybrid_platform import config
+from hybrid_platform import config, runtime
 from hybrid_platform.engines import spark_conf
 
 
 def build_session(app_name: str, cfg: config.PlatformConfig | None = None) -> SparkSession:
     cfg = cfg or config.load()
+    runtime.prepare_catalog(cfg)  # a batch job may run before `hdp up` ever did
     # Workers must run this environment's interpreter, not whatever python3 is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", cfg.bind_host)

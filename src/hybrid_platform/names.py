@@ -19,3 +19,18 @@ RAW_TRANSACTIONS_DLQ = f"{RAW_NAMESPACE}.transactions_dlq"
 # Flink jobs (also their Kafka consumer group ids and transactional-id prefixes).
 JOB_FRAUD_SCORING = "fraud_scoring"
 JOB_LAKE_INGEST = "lake_ingest"
+
+# Batch layers Spark builds from raw.* (daily_etl), published through write-audit-publish.
+SILVER_TRANSACTIONS = "silver.transactions"
+GOLD_MERCHANT_DAILY = "gold.merchant_daily"
+GOLD_CARD_DAILY = "gold.card_daily"
+GOLD_FRAUD_KPIS_DAILY = "gold.fraud_kpis_daily"
+GOLD_TABLES = (GOLD_MERCHANT_DAILY, GOLD_CARD_DAILY, GOLD_FRAUD_KPIS_DAILY)
+# Reference data: the currency rates dimension that normalises amounts to the reporting currency.
+REF_CURRENCY_RATES = "ref.currency_rates"
+REPORTING_CURRENCY = "USD"
+# Rows the batch path refused (row-level validation or a failed gate), kept with the reason: nothing is lost.
+QUARANTINE_TRANSACTIONS = "quarantine.transactions"
+# dbt builds its staging views and marts in these namespaces of the same catalog.
+DBT_STAGING_NAMESPACE = "staging"
+DBT_MARTS_NAMESPACE = "marts"

@@ -307,7 +307,7 @@ def _flink_taskmanager_health(cfg: PlatformConfig) -> Health:
 # Iceberg catalog: JDBC on an embedded SQLite file (no process), shared by Spark, Flink and pyiceberg
 
 
-def _catalog_prepare(cfg: PlatformConfig) -> None:
+def prepare_catalog(cfg: PlatformConfig) -> None:
     if cfg.catalog.uri.startswith("jdbc:sqlite:"):
         Path(cfg.catalog.uri.removeprefix("jdbc:sqlite:")).parent.mkdir(parents=True, exist_ok=True)
     if cfg.catalog.warehouse.startswith("file:"):
@@ -556,7 +556,7 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
     java_home()  # fail early, with the one-line message, when Java is missing or unsupported
     for folder in (cfg.home, cfg.run_dir, cfg.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    _catalog_prepare(cfg)
+    prepare_catalog(cfg)
     for service in services():
         if only and not any(service.name.startswith(prefix) for prefix in only):
             continue

@@ -19,7 +19,6 @@ python -m spark_jobs.daily_etl --date 2026-11-23
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -33,6 +32,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from hybrid_platform import config, names
+from hybrid_platform.argparsing import OneLineParser, iso_date
 from spark_jobs import quality, tables
 from spark_jobs.seed_day import DAY_MS, day_start_ms
 
@@ -395,11 +395,11 @@ def new_run_id(day: date) -> str:
     return f"{day.isoformat()}_{datetime.now().strftime('%H%M%S')}_{uuid.uuid4().hex[:6]}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from spark_jobs.session import build_session
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", type=date.fromisoformat, required=True, help="logical date (UTC), YYYY-MM-DD")
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--date", type=iso_date, required=True, help="logical date (UTC), YYYY-MM-DD")
     parser.add_argument("--run-id", help="names the audit branches and quarantine rows (default: generated)")
     args = parser.parse_args(argv)
     cfg = config.load()

@@ -14,7 +14,6 @@ python -m spark_jobs.seed_day --date 2026-11-23 --transactions 1000000
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import random
@@ -31,6 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from hybrid_platform import generator, names
+from hybrid_platform.argparsing import OneLineParser, iso_date
 from spark_jobs import tables
 
 DAY_MS = 86_400_000
@@ -180,16 +180,16 @@ def seed(
     return {"date": day_literal, "seed": seed_value, "labels_as_of_ms": as_of, "corrupt": corrupt, **counts}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from spark_jobs.session import build_session
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--date", type=date.fromisoformat, required=True, help="UTC day, YYYY-MM-DD")
+    parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--date", type=iso_date, required=True, help="UTC day, YYYY-MM-DD")
     parser.add_argument("--transactions", type=int, default=1_000_000, help="generated transactions (default 1M)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--labels-as-of",
-        type=date.fromisoformat,
+        type=iso_date,
         help="keep labels known by the end of this day (default: now); chargebacks take up to 30 days",
     )
     parser.add_argument("--corrupt", action="store_true", help="inject a broken upstream's defects")

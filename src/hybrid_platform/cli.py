@@ -13,18 +13,13 @@ import time
 from collections.abc import Sequence
 
 from hybrid_platform import config, demo, flink_ops, generator, jars, latency, runtime
+from hybrid_platform.argparsing import OneLineParser
 from hybrid_platform.java import JavaError
 
 PORT_VARIABLES = (
     "ports: HDP_KAFKA_PORT (9092), HDP_KAFKA_CONTROLLER_PORT (9093), HDP_FLINK_PORT (8081), "
     "HDP_AIRFLOW_PORT (8080); state folder: HDP_HOME (.platform)"
 )
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # One line instead of argparse's usage block: what was wrong and where to look.
-        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def _mb(value: int) -> str:
@@ -148,9 +143,27 @@ def cmd_latency(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return 0
 
 
+#: ``hdp batch <job>`` -> the Spark job module whose ``main(argv, prog)`` runs it.
+BATCH_JOBS = {
+    "seed": "spark_jobs.seed_day",
+    "etl": "spark_jobs.daily_etl",
+    "train": "spark_jobs.train_fraud_model",
+    "maintenance": "spark_jobs.maintenance",
+}
+
+
+def cmd_batch(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    import importlib
+
+    # Imported here: pyspark (seconds to load) is needed by these commands only.
+    job = importlib.import_module(BATCH_JOBS[args.job])
+    result: int = job.main(args.job_args, prog=f"hdp batch {args.job}")
+    return result
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     up = sub.add_parser("up", help="start Kafka, Flink, the Iceberg catalog and Airflow (idempotent)")
     up.add_argument("--only", nargs="*", metavar="SERVICE", help="start only these (prefixes: kafka flink airflow)")
     up.set_defaults(func=cmd_up)
@@ -180,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     flink.add_argument("--from", dest="from_path", help="restore: savepoint/checkpoint URI (default: the newest)")
     flink.add_argument("--job-arg", dest="job_args", action="append", default=[], help="passed to the job (repeatable)")
     flink.set_defaults(func=cmd_flink)
+    batch = sub.add_parser(
+        "batch",
+        help="Spark batch jobs on the lakehouse: seed a day, daily ETL, model training, table maintenance",
+        description="Run a Spark batch job in this process; `hdp batch <job> --help` lists its options.",
+    )
+    batch.add_argument("job", choices=list(BATCH_JOBS))
+    batch.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options, e.g. --date 2026-11-23")
+    batch.set_defaults(func=cmd_batch)
     measure = sub.add_parser("latency", help="end-to-end alert latency (produced -> read-committed alert)")
     measure.add_argument("--duration", type=_positive_number, default=30.0, metavar="S", help="seconds to measure")
     measure.add_argument("--json", action="store_true", help="machine-readable report")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from hybrid_platform import config, names
@@ -192,7 +192,8 @@ def failing_rows(df: DataFrame, failure: FailedExpectation) -> DataFrame | None:
     if failure.type == "expect_column_values_to_not_be_null":
         return df.where(column.isNull())
     if failure.type == "expect_column_values_to_be_unique":
-        return df.where(F.count(F.lit(1)).over(_by(failure.column)) > 1)
+        copies = F.count(F.lit(1)).over(Window.partitionBy(failure.column))
+        return df.withColumn("_copies", copies).where(column.isNotNull() & (F.col("_copies") > 1)).drop("_copies")
     if failure.type == "expect_column_values_to_be_between":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
         broken = F.lit(False)
@@ -204,12 +205,6 @@ def failing_rows(df: DataFrame, failure: FailedExpectation) -> DataFrame | None:
     if failure.type == "expect_column_values_to_be_in_set":
         return df.where(column.isNotNull() & ~column.isin(list(kwargs["value_set"])))
     return df.where(column.isNotNull() & ~column.rlike(kwargs["regex"]))
-
-
-def _by(column: str) -> Any:
-    from pyspark.sql import Window
-
-    return Window.partitionBy(column)
 
 
 def quarantine_frame(df: DataFrame, logical_date: str, run_id: str, stage: str, reason: Any) -> DataFrame:

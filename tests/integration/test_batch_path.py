@@ -103,7 +103,7 @@ def test_a_corrupted_day_fails_its_gate_publishes_nothing_and_quarantines(
     # The failing rows are kept with the reason: every negative amount and every unpriced row.
     quarantined = (
         spark.table(names.QUARANTINE_TRANSACTIONS)
-        .where((F.col("run_id") == "test-corrupt"))
+        .where(F.col("run_id") == "test-corrupt")
         .groupBy("reason")
         .count()
         .collect()

@@ -161,6 +161,19 @@ def cmd_batch(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return result
 
 
+def cmd_dbt(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    from hybrid_platform import dbt_runner
+
+    if not args.dbt_args:
+        print("hdp dbt: give a dbt command, e.g. `hdp dbt build` or `hdp dbt docs generate`", file=sys.stderr)
+        return 2
+    try:
+        return 0 if dbt_runner.run(cfg, args.dbt_args) else 1
+    except RuntimeError as error:
+        print(f"hdp dbt: {error}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -201,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("job", choices=list(BATCH_JOBS))
     batch.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options, e.g. --date 2026-11-23")
     batch.set_defaults(func=cmd_batch)
+    dbt = sub.add_parser(
+        "dbt",
+        help="dbt on the lakehouse with the platform's profile, e.g. `hdp dbt build`, `hdp dbt docs generate`",
+    )
+    dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own command and options")
+    dbt.set_defaults(func=cmd_dbt)
     measure = sub.add_parser("latency", help="end-to-end alert latency (produced -> read-committed alert)")
     measure.add_argument("--duration", type=_positive_number, default=30.0, metavar="S", help="seconds to measure")
     measure.add_argument("--json", action="store_true", help="machine-readable report")

@@ -133,6 +133,20 @@ def test_produced_equals_landed_exactly_once(streaming_jobs: PlatformConfig) -> 
     assert all(0.0 <= a["score"] <= 1.0 and a["reasons"] for a in alerts)
 
 
+def test_maintenance_compacts_what_flink_wrote_and_keeps_the_data(streaming_jobs: PlatformConfig, spark: Any) -> None:
+    """lake_ingest committed a few files at every checkpoint; Spark's maintenance job bin-packs them."""
+    from datetime import UTC, datetime, timedelta
+
+    from spark_jobs import maintenance
+
+    now = datetime.now(UTC).replace(tzinfo=None)
+    table = f"{streaming_jobs.catalog.name}.{names.RAW_TRANSACTIONS}"
+    report = maintenance.maintain(spark, table, now - timedelta(hours=1), 5, now - timedelta(days=1))
+    assert report["before"]["data_files"] >= 4, "lake_ingest commits files at every checkpoint"
+    assert report["after"]["data_files"] < report["before"]["data_files"]
+    assert report["content_unchanged"], report
+
+
 def test_newly_promoted_model_is_picked_up_without_restart(streaming_jobs: PlatformConfig) -> None:
     cfg = streaming_jobs
     job_before = flink_ops.active_job(cfg, names.JOB_FRAUD_SCORING)

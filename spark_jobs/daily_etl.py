@@ -239,7 +239,7 @@ def run(spark: SparkSession, cfg: config.PlatformConfig, day: date, run_id: str)
     literal = day.isoformat()
     day_start = day_start_ms(day)
     day_end = day_start + DAY_MS - 1
-    if not spark.catalog.tableExists(names.RAW_TRANSACTIONS):
+    if not tables.table_exists(spark, names.RAW_TRANSACTIONS):
         raise EtlError(f"{names.RAW_TRANSACTIONS} does not exist: run lake_ingest or `hdp batch seed --date {literal}`")
     tables.ensure(
         spark,

@@ -27,6 +27,7 @@ from pyspark.sql import SparkSession
 
 from hybrid_platform import names
 from hybrid_platform.argparsing import OneLineParser
+from spark_jobs import tables
 from spark_jobs.daily_etl import content_checksum
 
 DEFAULT_TABLES = (
@@ -104,7 +105,7 @@ def maintain(
 def run(
     spark: SparkSession,
     catalog: str,
-    tables: Sequence[str],
+    table_names: Sequence[str],
     snapshot_retention: timedelta,
     retain_last: int,
     orphan_min_age: timedelta,
@@ -112,9 +113,9 @@ def run(
     # Procedures compare with the session time zone (UTC here): pass naive UTC timestamps.
     now = datetime.now(UTC).replace(tzinfo=None)
     reports = []
-    for table in tables:
+    for table in table_names:
         qualified = f"{catalog}.{table}"
-        if not spark.catalog.tableExists(qualified):
+        if not tables.table_exists(spark, qualified):
             reports.append({"table": qualified, "skipped": "does not exist yet"})
             continue
         reports.append(maintain(spark, qualified, now - snapshot_retention, retain_last, now - orphan_min_age))

@@ -105,6 +105,22 @@ QUARANTINE = {
 ALL: dict[str, tuple[str, str]] = {**RAW, **SILVER, **GOLD, **REF, **QUARANTINE}
 
 
+def table_exists(spark: SparkSession, table: str) -> bool:
+    """Whether ``[catalog.]namespace.table`` exists, by listing.
+
+    ``spark.catalog.tableExists`` (and any read of a missing table) raises on the JDBC catalog instead:
+    Spark falls back to looking for a view, which a JDBC catalog without view support refuses.
+    """
+    namespace, _, name = table.rpartition(".")
+    parent, _, leaf = namespace.rpartition(".")
+    namespaces = {
+        row[0] for row in spark.sql(f"SHOW NAMESPACES IN {parent}" if parent else "SHOW NAMESPACES").collect()
+    }
+    if leaf not in namespaces:
+        return False
+    return name in {row["tableName"] for row in spark.sql(f"SHOW TABLES IN {namespace}").collect()}
+
+
 def ensure(spark: SparkSession, *tables: str) -> None:
     """Create the namespaces and tables that do not exist yet (never alters an existing one)."""
     for table in tables:

@@ -130,3 +130,35 @@ def test_a_cutoff_before_the_labels_arrived_fails_the_gate_and_trains_nothing(
     assert "gate failed" in captured.err
     assert "model_version" not in report
     assert ModelRegistry(registry_dir).list_versions() == []
+
+
+def test_the_running_flink_job_scores_with_the_promoted_model(
+    local_runtime: config.PlatformConfig, spark: Any, published_day: dict[str, Any], tmp_path: Path
+) -> None:
+    """The loop closes: Spark trains and promotes, the deployed fraud_scoring job alerts with that model."""
+    import time
+
+    # pytest puts this folder on sys.path (rootdir-style test modules): reuse the streaming checks.
+    from test_streaming_path import _end_offsets, _read_committed
+
+    from hybrid_platform import flink_ops, generator
+
+    cfg = local_runtime
+    registry = ModelRegistry(tmp_path / "flink-models")
+    trained = train_fraud_model.run(
+        spark, cfg, Options(as_of_ms=cutoff_ms(AS_OF), lookback_days=LOOKBACK_DAYS), registry, "training-flink"
+    )
+    assert trained["promoted"], trained["decision"]
+    generator.ensure_topics(cfg, names.ALL_TOPICS)
+    alerts_start = _end_offsets(cfg, names.TOPIC_FRAUD_ALERTS)
+    job_args = ["--model-registry", str(registry.root), "--model-reload-interval-s", "1"]
+    flink_ops.deploy(cfg, names.JOB_FRAUD_SCORING, job_args)
+    try:
+        time.sleep(3)
+        generator.produce(cfg, rate=200, duration_s=8, seed=21)
+        alerts = [json.loads(m.value()) for m in _read_committed(cfg, names.TOPIC_FRAUD_ALERTS, alerts_start)]
+    finally:
+        flink_ops.cancel(cfg, names.JOB_FRAUD_SCORING)
+    versions = {a["model_version"] for a in alerts}
+    assert versions == {trained["model_version"]}, versions
+    assert any(any(r.startswith("model:") for r in a["reasons"]) for a in alerts), "the model itself raised alerts"

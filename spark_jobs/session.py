@@ -17,8 +17,13 @@ def build_session(app_name: str, cfg: config.PlatformConfig | None = None) -> Sp
     # Workers must run this environment's interpreter, not whatever python3 is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", cfg.bind_host)
+    conf = spark_conf(cfg, app_name)
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Launched by spark-submit (Airflow's connection): the master and jars it was given are the truth.
+        for launch_only in ("spark.master", "spark.jars"):
+            conf.pop(launch_only)
     builder = SparkSession.builder
-    for key, value in spark_conf(cfg, app_name).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

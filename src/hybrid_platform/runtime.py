@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hybrid_platform import jars
+from hybrid_platform import jars, orchestration
 from hybrid_platform.config import REPO_ROOT, PlatformConfig
 from hybrid_platform.java import java_home
 
@@ -365,6 +365,9 @@ def airflow_env(cfg: PlatformConfig) -> dict[str, str]:
         "PYSPARK_PYTHON": sys.executable,
         "SPARK_LOCAL_IP": cfg.bind_host,
         "HDP_HOME": str(cfg.home),
+        # Tasks call spark-submit and dbt from this environment.
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        **orchestration.airflow_defaults(cfg),
         **_java_env(),
     }
 
@@ -388,6 +391,26 @@ def _airflow_prepare(cfg: PlatformConfig) -> None:
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
         raise RuntimeFailure(f"`airflow db migrate` failed: {tail[0] if tail else 'no output'}")
+    _dbt_manifest_prepare(cfg)
+
+
+def _dbt_manifest_prepare(cfg: PlatformConfig) -> None:
+    """Compile dbt's manifest when the project changed: Cosmos renders the dbt tasks from it at parse time,
+    so the scheduler never runs dbt itself."""
+    from hybrid_platform import dbt_runner
+
+    manifest = dbt_runner.manifest_path(cfg)
+    sources = [path for path in dbt_runner.project_dir().rglob("*") if path.is_file()]
+    newest = max((path.stat().st_mtime for path in sources), default=0.0)
+    if manifest.is_file() and manifest.stat().st_mtime >= newest:
+        dbt_runner.write_profile(cfg)
+        return
+    code = "from hybrid_platform import config, dbt_runner; dbt_runner.parse(config.load())"
+    env = {**os.environ, "HDP_HOME": str(cfg.home)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
+        raise RuntimeFailure(f"`dbt parse` failed: {tail[0] if tail else 'no output'}")
 
 
 def _airflow_bin() -> str:

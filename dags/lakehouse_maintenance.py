@@ -1,0 +1,62 @@
+"""
+### lakehouse_maintenance
+
+Nightly Iceberg table maintenance with Spark (`spark_jobs/maintenance.py`), the batch engine doing what
+the streaming engine should not: `lake_ingest` commits small files at every Flink checkpoint, and
+merge-on-read MERGEs leave delete files.
+
+- **`compact_raw`** — `rewrite_data_files` (bin-pack, apply deletes), `rewrite_manifests`,
+  `expire_snapshots` (keeps `snapshot_retention_hours`, Airflow Variable) and `remove_orphan_files`
+  (only files older than `orphan_min_age_hours`, so an in-flight checkpoint is never touched) on `raw.*`;
+- **`compact_published`** — the same on silver and gold.
+
+Each reports files before and after and a content checksum, which must not change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import dag, task
+
+from hybrid_platform import names
+
+RAW_TABLES = [names.RAW_TRANSACTIONS, names.RAW_FRAUD_LABELS, names.RAW_FRAUD_ALERTS, names.RAW_TRANSACTIONS_DLQ]
+PUBLISHED_TABLES = [names.SILVER_TRANSACTIONS, *names.GOLD_TABLES]
+RETENTION = "{{ var.value.get('snapshot_retention_hours', '72') }}"
+ORPHAN_AGE = "{{ var.value.get('orphan_min_age_hours', '24') }}"
+
+
+def _maintenance_args(tables: list[str], retention: str, orphan_age: str) -> list[str]:
+    args = ["--snapshot-retention-hours", retention, "--orphan-min-age-hours", orphan_age]
+    for table in tables:
+        args += ["--table", table]
+    return args
+
+
+@dag(
+    schedule="30 2 * * *",
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    default_args={"owner": "data-platform", "retries": 1, "retry_delay": timedelta(minutes=10)},
+    tags=["maintenance", "spark", "iceberg"],
+)
+def lakehouse_maintenance() -> None:
+    @task
+    def compact_raw(retention: str = RETENTION, orphan_age: str = ORPHAN_AGE) -> None:
+        from hybrid_platform.orchestration import spark_submit
+
+        spark_submit("spark_jobs.maintenance", _maintenance_args(RAW_TABLES, retention, orphan_age))
+
+    @task
+    def compact_published(retention: str = RETENTION, orphan_age: str = ORPHAN_AGE) -> None:
+        from hybrid_platform.orchestration import spark_submit
+
+        spark_submit("spark_jobs.maintenance", _maintenance_args(PUBLISHED_TABLES, retention, orphan_age))
+
+    compact_raw() >> compact_published()
+
+
+lakehouse_maintenance()

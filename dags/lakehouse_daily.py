@@ -23,7 +23,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
 
 from hybrid_platform import config, dbt_runner, names
 from hybrid_platform.orchestration import asset_uri
@@ -68,11 +68,10 @@ def lakehouse_daily() -> None:
             target_name=_cfg.environment,
             profiles_yml_filepath=dbt_runner.profiles_dir(_cfg) / "profiles.yml",
         ),
-        # One `dbt build` (one Spark session) runs the whole selection; a sensor per model shows its state.
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.DBT_RUNNER
-        ),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST),
+        # dbt in the task's process (dbtRunner, no subprocess); one task per model, then
+        # the project's tests once they are all built (a relationships test needs both of its models).
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_ALL),
         default_args={"retries": 0},
     )
 

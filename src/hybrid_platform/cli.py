@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hybrid_platform import config, demo, flink_ops, generator, jars, latency, runtime
+from hybrid_platform import airflow_client, config, demo, flink_ops, generator, jars, latency, runtime
 from hybrid_platform.argparsing import OneLineParser
 from hybrid_platform.java import JavaError
 
@@ -241,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo.DemoFailure,
         generator.GeneratorError,
         flink_ops.FlinkOpsError,
+        airflow_client.AirflowError,
     ) as exc:
         print(f"hdp {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -36,6 +36,12 @@ class JobInfo:
     name: str
     state: str
     start_time: int
+    tasks_total: int = 0
+    tasks_running: int = 0  # a RUNNING job may still wait for slots: its tasks are SCHEDULED, not RUNNING
+
+    @property
+    def all_tasks_running(self) -> bool:
+        return self.state == "RUNNING" and 0 < self.tasks_total == self.tasks_running
 
 
 def _request(cfg: PlatformConfig, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -59,7 +65,17 @@ def _check_job(job: str) -> None:
 
 def jobs(cfg: PlatformConfig) -> list[JobInfo]:
     overview = _request(cfg, "GET", "/jobs/overview")
-    found = [JobInfo(j["jid"], j["name"], j["state"], j.get("start-time", 0)) for j in overview.get("jobs", [])]
+    found = [
+        JobInfo(
+            j["jid"],
+            j["name"],
+            j["state"],
+            j.get("start-time", 0),
+            int((j.get("tasks") or {}).get("total", 0)),
+            int((j.get("tasks") or {}).get("running", 0)),
+        )
+        for j in overview.get("jobs", [])
+    ]
     return sorted(found, key=lambda j: j.start_time, reverse=True)
 
 
@@ -67,22 +83,59 @@ def active_job(cfg: PlatformConfig, job: str) -> JobInfo | None:
     return next((j for j in jobs(cfg) if j.name == job and j.state in ACTIVE_STATES), None)
 
 
+def latest_job(cfg: PlatformConfig, job: str) -> JobInfo | None:
+    """The active run of ``job`` if there is one, else its newest run the JobManager still knows (any state)."""
+    runs = [j for j in jobs(cfg) if j.name == job]
+    return next((j for j in runs if j.state in ACTIVE_STATES), runs[0] if runs else None)
+
+
+def checkpoints(cfg: PlatformConfig, job_id: str) -> dict[str, Any]:
+    """Flink's checkpoint statistics of one run: ``counts`` and ``latest`` (``completed``, ``restored``...)."""
+    stats: dict[str, Any] = _request(cfg, "GET", f"/jobs/{job_id}/checkpoints")
+    return stats
+
+
+def checkpoint_interval_ms(cfg: PlatformConfig, job_id: str) -> int | None:
+    """The run's checkpoint interval (None: checkpointing is off)."""
+    try:
+        config: dict[str, Any] = _request(cfg, "GET", f"/jobs/{job_id}/checkpoints/config")
+    except FlinkOpsError:  # 404 when the job does not checkpoint
+        return None
+    interval = int(config.get("interval", 0))
+    return interval if 0 < interval < 2**62 else None  # Long.MAX_VALUE also means "off"
+
+
 def _deployments_dir(cfg: PlatformConfig) -> Path:
     return cfg.home / "flink" / "deployments"
 
 
-def _record_deployment(cfg: PlatformConfig, job: str, job_id: str, restored_from: str | None) -> None:
+def _record_deployment(
+    cfg: PlatformConfig, job: str, job_id: str, restored_from: str | None, args: list[str] | None = None
+) -> None:
     folder = _deployments_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
     record = folder / f"{job}.json"
     history = json.loads(record.read_text()) if record.exists() else []
-    history.append({"job_id": job_id, "deployed_at": int(time.time() * 1000), "restored_from": restored_from})
+    history.append(
+        {
+            "job_id": job_id,
+            "deployed_at": int(time.time() * 1000),
+            "restored_from": restored_from,
+            "args": list(args or []),
+        }
+    )
     record.write_text(json.dumps(history[-20:], indent=1))
 
 
 def deployments(cfg: PlatformConfig, job: str) -> list[dict[str, Any]]:
     record = _deployments_dir(cfg) / f"{job}.json"
     return json.loads(record.read_text()) if record.exists() else []
+
+
+def last_args(cfg: PlatformConfig, job: str) -> list[str]:
+    """The job arguments of the last recorded deployment (a restart keeps what was deployed)."""
+    history = deployments(cfg, job)
+    return [str(a) for a in history[-1].get("args", [])] if history else []
 
 
 def deploy(
@@ -102,7 +155,7 @@ def deploy(
     restore_options = ["-s", restore_from] if restore_from else []
     result = runtime.flink_run(cfg, JOBS[job], args or [], detached=True, extra_options=restore_options)
     job_id = _job_id_from_output(result.stdout + result.stderr)
-    _record_deployment(cfg, job, job_id, restore_from)
+    _record_deployment(cfg, job, job_id, restore_from, args)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         info = next((j for j in jobs(cfg) if j.job_id == job_id), None)
@@ -224,14 +277,38 @@ def _age_key(uri: str) -> float:
     return _local_path(uri).stat().st_mtime if uri.startswith("file:") else 0.0
 
 
-def latest_savepoint(cfg: PlatformConfig, job: str) -> str | None:
+def local_savepoints(cfg: PlatformConfig, job: str) -> list[Path]:
+    """``job``'s complete savepoints under ``<HDP_HOME>/flink/savepoints``, newest first (Flink names each
+    ``savepoint-<first 6 characters of the job id>-<random>``; the ids come from the deployment record)."""
     ids = {run["job_id"][:6] for run in deployments(cfg, job)}
     found = [
-        (p.stat().st_mtime, _flink_uri(p))
+        p
         for p in (cfg.home / "flink" / "savepoints").glob("savepoint-*")
         if p.name.split("-")[1] in ids and (p / "_metadata").exists()
     ]
-    return max(found)[1] if found else None
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def latest_savepoint(cfg: PlatformConfig, job: str) -> str | None:
+    found = local_savepoints(cfg, job)
+    return _flink_uri(found[0]) if found else None
+
+
+def flink_uri(path: Path) -> str:
+    """A local path as Flink names it (``file:/...``)."""
+    return _flink_uri(path)
+
+
+def overview(cfg: PlatformConfig) -> dict[str, Any]:
+    """The cluster overview: ``taskmanagers``, ``slots-total``, ``slots-available``, ``jobs-running``..."""
+    found: dict[str, Any] = _request(cfg, "GET", "/overview")
+    return found
+
+
+def newest_restore_point(cfg: PlatformConfig, job: str) -> str | None:
+    """The newer of ``job``'s latest retained checkpoint and latest savepoint, or None when it has neither."""
+    options = [p for p in (latest_checkpoint(cfg, job), latest_savepoint(cfg, job)) if p]
+    return max(options, key=_age_key) if options else None
 
 
 def restore(
@@ -242,12 +319,11 @@ def restore(
     if active_job(cfg, job) is not None:
         raise FlinkOpsError(f"{job} is already running; `hdp flink stop {job}` first")
     if from_path is None:
-        options = [p for p in (latest_checkpoint(cfg, job), latest_savepoint(cfg, job)) if p]
-        if not options:
+        from_path = newest_restore_point(cfg, job)
+        if from_path is None:
             raise FlinkOpsError(
                 f"no checkpoint or savepoint of {job} found; deploy it fresh with `hdp flink deploy {job}`"
             )
-        from_path = max(options, key=_age_key)
     info, _ = deploy(cfg, job, args=args, restore_from=from_path)
     return info, from_path
 

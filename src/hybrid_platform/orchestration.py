@@ -33,8 +33,12 @@ VARIABLE_DEFAULTS = {
     # lakehouse_maintenance: time travel kept, and the safety margin for orphan files.
     "snapshot_retention_hours": "72",
     "orphan_min_age_hours": "24",
-    # flink_jobs: how stale the last checkpoint may be before the job counts as unhealthy.
+    # flink_jobs: when a job counts as unhealthy (checkpoint age, consumer lag, alert p99) and how old the
+    # newest savepoint may get before the periodic one is taken.
     "flink_max_checkpoint_age_s": "120",
+    "flink_max_consumer_lag": "100000",
+    "flink_max_alert_p99_ms": "10000",
+    "flink_savepoint_max_age_h": "6",
 }
 
 

@@ -516,7 +516,9 @@ def _proc_start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    # A killed process whose parent has not reaped it yet is a zombie: dead, not running.
+    return None if fields[0] == "Z" else fields[19]
 
 
 def _record(cfg: PlatformConfig, name: str) -> Path:

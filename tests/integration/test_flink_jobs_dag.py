@@ -1,0 +1,290 @@
+"""The `flink_jobs` DAG keeps the streaming jobs alive on the real runtime, exactly once.
+
+The TaskManager is killed (`kill -9` of its whole process session, like a lost machine) while the generator
+produces; the real DAG then runs (`dag.test()`, in a fresh interpreter configured with the private runtime's
+Airflow environment, so no Airflow state leaks into this test process). Checked: the TaskManager is back,
+both jobs are RUNNING again from their latest checkpoint, and raw.transactions holds every valid produced
+txn_id exactly once. Then a cancelled job is restored from its retained checkpoint, and a controlled upgrade
+(stop with savepoint -> start from it) keeps the state, both while events flow and both exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hybrid_platform import flink_ops, generator, names, runtime
+from hybrid_platform.config import REPO_ROOT, PlatformConfig
+
+pytestmark = pytest.mark.integration
+
+CHECKPOINT_MS = "1000"  # short, so a restart replays little and a run lands fast
+
+# A worker interpreter configured with the private runtime's Airflow environment: it reads one request per
+# line ({"conf": ..., "out": path}), runs the real DAG with dag.test() and writes the run's task states and
+# return values to `out`. One process for the module: the in-process execution API starts once (≈ 15 s).
+DAG_WORKER = textwrap.dedent("""
+    import json, os, sys
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    bag = DagBag(dag_folder=sys.argv[1])
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["flink_jobs"]
+    for line in sys.stdin:
+        request = json.loads(line)
+        run = dag.test(run_conf=request["conf"])
+        with create_session() as session:
+            where = dict(dag_id="flink_jobs", run_id=run.run_id)
+            tasks = {ti.task_id: str(ti.state) for ti in session.query(TaskInstance).filter_by(**where)}
+            values = session.query(XComModel).filter_by(key="return_value", **where)
+            xcoms = {x.task_id: x.value for x in values}
+        with open(request["out"] + ".tmp", "w") as out:
+            json.dump({"state": str(run.state), "tasks": tasks, "xcoms": xcoms}, out, default=str)
+        os.replace(request["out"] + ".tmp", request["out"])  # the test sees the whole file or none
+""")
+
+
+class DagRunner:
+    """Runs the `flink_jobs` DAG in the worker process; its Airflow log goes to ``<HDP_HOME>/logs``."""
+
+    def __init__(self, cfg: PlatformConfig) -> None:
+        self.cfg = cfg
+        self.log = cfg.log_dir / "dag-test-flink_jobs.log"
+        dag_file = str(REPO_ROOT / "dags" / "flink_jobs.py")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", DAG_WORKER, dag_file],
+                env={**os.environ, **runtime.airflow_env(cfg)},
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        self.runs = 0
+
+    def run(self, conf: dict[str, Any], timeout_s: float = 900) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.runs += 1
+        out = self.cfg.home / f"dag-test-flink_jobs-{self.runs}.json"
+        started = time.monotonic()
+        self.process.stdin.write(json.dumps({"conf": conf, "out": str(out)}) + "\n")
+        self.process.stdin.flush()
+        while not out.exists():
+            assert self.process.poll() is None, f"the dag.test worker exited; see {self.log}"
+            assert time.monotonic() - started < timeout_s, f"no DAG result after {timeout_s:.0f} s; see {self.log}"
+            time.sleep(0.5)
+        outcome: dict[str, Any] = json.loads(out.read_text())
+        outcome["wall_s"] = round(time.monotonic() - started, 1)
+        print(f"flink_jobs DAG {conf}: {outcome['state']} in {outcome['wall_s']} s; {outcome['tasks']}")
+        return outcome
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class Producer(threading.Thread):
+    """The generator in the background, so jobs are killed, cancelled and upgraded while events flow."""
+
+    def __init__(self, cfg: PlatformConfig, seed: int, duration_s: float, rate: float = 200) -> None:
+        super().__init__(daemon=True)
+        self.cfg, self.seed, self.duration_s, self.rate = cfg, seed, duration_s, rate
+        self.report: generator.GeneratorReport | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.report = generator.produce(self.cfg, rate=self.rate, duration_s=self.duration_s, seed=self.seed)
+        except BaseException as error:
+            self.error = error
+
+    def valid_txn_ids(self) -> set[str]:
+        self.join(timeout=self.duration_s + 120)
+        assert self.error is None and self.report is not None, f"generator failed: {self.error}"
+        return set(self.report.txn_ids_valid)
+
+
+def _raw_transactions(cfg: PlatformConfig, txn_ids: set[str]) -> list[str]:
+    """The rows of raw.transactions with one of ``txn_ids`` (one entry per row: duplicates show)."""
+    from pyiceberg.catalog import load_catalog
+
+    catalog = load_catalog(cfg.catalog.name, **cfg.catalog.pyiceberg_properties())
+    table = catalog.load_table(names.RAW_TRANSACTIONS)
+    landed = table.scan(selected_fields=("txn_id",)).to_arrow().column("txn_id").to_pylist()
+    return [str(t) for t in landed if t in txn_ids]
+
+
+def assert_exactly_once(cfg: PlatformConfig, valid: set[str], timeout_s: float = 180) -> None:
+    """Every valid produced txn_id lands in raw.transactions, and none twice."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        landed = _raw_transactions(cfg, valid)
+        if set(landed) == valid or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    missing = valid - set(landed)
+    assert not missing, f"{len(missing)} of {len(valid)} valid txn_ids never landed (lost)"
+    assert len(landed) == len(valid), f"{len(landed) - len(valid)} duplicate rows in raw.transactions"
+
+
+@pytest.fixture(scope="module")
+def jobs_running(local_runtime: PlatformConfig) -> Iterator[PlatformConfig]:
+    cfg = local_runtime
+    generator.ensure_topics(cfg, names.ALL_TOPICS)
+    for job in flink_ops.JOBS:
+        flink_ops.deploy(cfg, job, ["--checkpoint-interval-ms", CHECKPOINT_MS])
+    yield cfg
+    for job in flink_ops.JOBS:
+        flink_ops.cancel(cfg, job)
+
+
+@pytest.fixture(scope="module")
+def dag_runner(local_runtime: PlatformConfig) -> Iterator[DagRunner]:
+    runner = DagRunner(local_runtime)
+    yield runner
+    runner.close()
+
+
+def _restored(cfg: PlatformConfig, job_id: str) -> dict[str, Any]:
+    restored: dict[str, Any] = (flink_ops.checkpoints(cfg, job_id).get("latest") or {}).get("restored") or {}
+    return restored
+
+
+def test_running_jobs_are_left_alone_and_get_a_first_savepoint(
+    jobs_running: PlatformConfig, dag_runner: DagRunner
+) -> None:
+    cfg = jobs_running
+    before = {job: flink_ops.active_job(cfg, job) for job in flink_ops.JOBS}
+
+    outcome = dag_runner.run({})  # a scheduled run: the default params
+
+    assert outcome["state"] == "success", outcome
+    for job, info in before.items():
+        assert info is not None
+        ensured = outcome["xcoms"][f"{job}.ensure_running"]
+        assert (ensured["job_id"], ensured["actions"]) == (info.job_id, []), ensured
+        assert outcome["xcoms"][f"{job}.health_check"]["healthy"]
+        savepoint = outcome["xcoms"][f"{job}.savepoint"]
+        assert savepoint["taken"] and savepoint["reason"] == "no savepoint yet", savepoint
+        assert flink_ops.latest_savepoint(cfg, job) == savepoint["location"]
+        assert outcome["tasks"][f"{job}.upgrade"] == "skipped"
+
+
+def test_killed_taskmanager_is_brought_back_and_no_event_is_lost_or_doubled(
+    jobs_running: PlatformConfig, dag_runner: DagRunner
+) -> None:
+    cfg = jobs_running
+    before = {job: flink_ops.active_job(cfg, job) for job in flink_ops.JOBS}
+    producer = Producer(cfg, seed=501, duration_s=30)
+    producer.start()
+    time.sleep(8)
+    taskmanager = runtime.running(cfg, "flink-taskmanager")
+    assert taskmanager is not None
+    os.killpg(taskmanager.pid, signal.SIGKILL)  # the TaskManager and every process of its session
+    killed_at_ms = int(time.time() * 1000)
+    with contextlib.suppress(ChildProcessError):  # this process started it: reap it, as init would
+        os.waitpid(taskmanager.pid, 0)
+    time.sleep(2)
+
+    outcome = dag_runner.run({"action": "ensure"})
+
+    assert outcome["state"] == "success", outcome
+    back = runtime.running(cfg, "flink-taskmanager")
+    assert back is not None and back.pid != taskmanager.pid, "the TaskManager was started again"
+    for job, old in before.items():
+        ensured = outcome["xcoms"][f"{job}.ensure_running"]
+        assert ensured["state"] == "RUNNING"
+        # Flink's own restart strategy recovered the job once its TaskManager was back: same job, no redeploy,
+        # its state restored from the latest checkpoint taken before the kill.
+        assert old is not None and ensured["job_id"] == old.job_id, ensured
+        restored = _restored(cfg, old.job_id)
+        assert restored and not restored["is_savepoint"], restored
+        assert restored["restore_timestamp"] >= killed_at_ms
+        assert restored["external_path"].startswith(f"file:{cfg.home}/flink/checkpoints/{old.job_id}/chk-")
+        assert outcome["xcoms"][f"{job}.health_check"]["healthy"]
+        print(
+            f"{job}: RUNNING again {(ensured['finished_at_ms'] - killed_at_ms) / 1000:.1f} s after the kill "
+            f"(ensure_running {ensured['duration_s']} s: {' -> '.join(ensured['actions'])}); "
+            f"restored checkpoint {restored['id']}; steps: {ensured['steps']}"
+        )
+    # Whichever job's task ran first started the TaskManager again; the other found it back.
+    actions = [outcome["xcoms"][f"{job}.ensure_running"]["actions"] for job in flink_ops.JOBS]
+    assert sorted(actions) == [[], ["restart_services"]], actions
+
+    assert_exactly_once(cfg, producer.valid_txn_ids())
+
+
+def test_cancelled_job_is_restored_from_its_latest_retained_checkpoint(
+    jobs_running: PlatformConfig, dag_runner: DagRunner
+) -> None:
+    cfg = jobs_running
+    job = names.JOB_LAKE_INGEST
+    old = flink_ops.active_job(cfg, job)
+    assert old is not None
+    producer = Producer(cfg, seed=502, duration_s=20)
+    producer.start()
+    time.sleep(6)
+    assert flink_ops.cancel(cfg, job)  # its retained checkpoints stay (RETAIN_ON_CANCELLATION)
+
+    outcome = dag_runner.run({"action": "ensure", "jobs": [job]})
+
+    assert outcome["state"] == "success", outcome
+    ensured = outcome["xcoms"][f"{job}.ensure_running"]
+    assert ensured["actions"] == ["restore"], ensured
+    assert ensured["restored_from"].startswith(f"file:{cfg.home}/flink/checkpoints/{old.job_id}/chk-")
+    deployment = flink_ops.deployments(cfg, job)[-1]
+    assert deployment["job_id"] == ensured["job_id"] != old.job_id
+    assert deployment["restored_from"] == ensured["restored_from"]
+    assert deployment["args"] == ["--checkpoint-interval-ms", CHECKPOINT_MS], "restarted as it was deployed"
+    assert outcome["tasks"][f"{names.JOB_FRAUD_SCORING}.ensure_running"] == "skipped"
+    print(f"{job}: restored in {ensured['duration_s']} s from {ensured['restored_from']}")
+
+    assert_exactly_once(cfg, producer.valid_txn_ids())
+
+
+def test_controlled_upgrade_from_the_dag_keeps_state_and_exactly_once(
+    jobs_running: PlatformConfig, dag_runner: DagRunner
+) -> None:
+    cfg = jobs_running
+    job = names.JOB_LAKE_INGEST
+    old = flink_ops.active_job(cfg, job)
+    assert old is not None
+    new_args = ["--checkpoint-interval-ms", "2000"]
+    producer = Producer(cfg, seed=503, duration_s=20)
+    producer.start()
+    time.sleep(4)
+
+    outcome = dag_runner.run({"action": "upgrade", "jobs": [job], "job_args": {job: new_args}})
+
+    assert outcome["state"] == "success", outcome
+    assert outcome["tasks"][f"{job}.ensure_running"] == "skipped"
+    upgraded = outcome["xcoms"][f"{job}.upgrade"]
+    assert upgraded["previous_job_id"] == old.job_id != upgraded["job_id"]
+    assert upgraded["savepoint"].startswith(f"file:{cfg.home}/flink/savepoints/savepoint-{old.job_id[:6]}")
+    restored = _restored(cfg, upgraded["job_id"])
+    assert restored["is_savepoint"] and restored["external_path"] == upgraded["savepoint"], restored
+    assert flink_ops.deployments(cfg, job)[-1]["args"] == new_args
+    savepoint = outcome["xcoms"][f"{job}.savepoint"]
+    assert not savepoint["taken"], "the upgrade's savepoint is fresh: no periodic one needed"
+    print(f"{job}: upgraded {old.job_id} -> {upgraded['job_id']} in {upgraded['duration_s']} s")
+
+    assert_exactly_once(cfg, producer.valid_txn_ids())

@@ -1,13 +1,13 @@
-"""The end-to-end scenario `make demo` runs on the local runtime, as far as the platform has grown.
+"""The end-to-end scenario `make demo` runs on the local runtime.
 
-Today: a Kafka round trip; Spark -> Iceberg -> Flink -> Iceberg -> Spark through the one catalog, with
-pyiceberg reading both tables; and the streaming path: both Flink jobs deployed (or restored from their
-checkpoints), synthetic payments at HDP_DEMO_RATE for HDP_DEMO_DURATION seconds with the alert latency
-measured alongside, and the lake reconciled against what was produced; then the batch path driven
-through Airflow's REST API like a user in the UI: a past day is landed in raw.*, `lakehouse_daily` builds
-it (Spark ETL with quality gates, dbt marts) and `fraud_model_training` trains and promotes the model
-the running Flink job hot-reloads. Each step is a real job on a real
-engine; the summary reports what each step measured, and a failed check fails the demo.
+A Kafka round trip; Spark -> Iceberg -> Flink -> Iceberg -> Spark through the one catalog, with pyiceberg
+reading both tables; the streaming path: both Flink jobs deployed (or restored from their checkpoints) by
+Airflow's flink_jobs DAG, synthetic payments at HDP_DEMO_RATE for HDP_DEMO_DURATION seconds with the
+alert latency measured alongside, and the lake reconciled against what was produced; then the batch path
+driven through Airflow's REST API like a user in the UI: a past day is landed in raw.*, `lakehouse_daily`
+builds it (Spark ETL with quality gates, dbt marts) and `fraud_model_training` trains and promotes the
+model the running Flink job hot-reloads. Each step is a real job on a real engine; the summary reports
+what each step measured, and a failed check fails the demo.
 """
 
 from __future__ import annotations
@@ -136,7 +136,9 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
     )
     step("spark reads flink's table", lambda: _spark("verify", "--source", SPARK_TABLE, "--table", FLINK_TABLE))
     step("pyiceberg reads both", lambda: pyiceberg_read(cfg, [SPARK_TABLE, FLINK_TABLE]))
-    step("flink jobs running", lambda: deploy_streaming_jobs(cfg))
+    client = airflow_client.AirflowClient.for_platform(cfg)
+    # Airflow's flink_jobs DAG deploys both jobs (or restores them from their checkpoints) and checks health.
+    step("airflow: flink_jobs", lambda: {**run_dag(client, "flink_jobs", {"action": "ensure"}), **flink_states(cfg)})
     step("stream + measure latency", lambda: stream_and_measure(cfg, DEMO_RATE, DEMO_DURATION_S))
     streamed = summary["stream + measure latency"]
     step(
@@ -145,7 +147,6 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
     )
     history = (datetime.now(UTC) - timedelta(days=DEMO_HISTORY_DAYS_AGO)).date().isoformat()
     step("historical day in raw.*", lambda: seed_day(history))
-    client = airflow_client.AirflowClient.for_platform(cfg)
     step("airflow: lakehouse_daily", lambda: run_dag(client, "lakehouse_daily", {"date": history}))
     step("airflow: fraud_model_training", lambda: run_dag(client, "fraud_model_training"))
     return summary
@@ -178,21 +179,13 @@ def run_dag(client: airflow_client.AirflowClient, dag_id: str, conf: dict[str, A
     return {"state": state, "ui": client.run_url(dag_id, run_id)}
 
 
-def deploy_streaming_jobs(cfg: PlatformConfig) -> dict[str, str]:
+def flink_states(cfg: PlatformConfig) -> dict[str, str]:
     from hybrid_platform import flink_ops
 
     states = {}
     for job in flink_ops.JOBS:
-        if flink_ops.active_job(cfg, job) is None and (
-            flink_ops.latest_checkpoint(cfg, job) or flink_ops.latest_savepoint(cfg, job)
-        ):
-            # After `make down` the JobManager forgot the job; its retained checkpoint carries the window
-            # state and Kafka offsets, so the job continues exactly where it stopped.
-            info, source = flink_ops.restore(cfg, job)
-            states[job] = f"restored {info.job_id[:8]} from {source.rsplit('/', 2)[-2]}/{source.rsplit('/', 1)[-1]}"
-            continue
-        info, submitted = flink_ops.deploy(cfg, job)
-        states[job] = f"{'deployed' if submitted else 'already running'} {info.job_id[:8]}"
+        info = flink_ops.active_job(cfg, job)
+        states[job] = f"{info.state} {info.job_id[:8]}" if info else "absent"
     return states
 
 

@@ -13,8 +13,10 @@ VENV := .venv
 VENV_FLINK := .venv-flink
 HDP := $(VENV)/bin/hdp
 PYTEST_ARGS ?=
+# The browser the Airflow UI test drives (through Playwright): Debian's chromium, never Playwright's download.
+export HDP_CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup demo up down status test test-unit test-integration lint format typecheck clean
+.PHONY: help setup setup-browser demo up down status test test-unit test-integration lint format typecheck clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +35,15 @@ $(VENV_FLINK)/.synced: pyproject.toml uv.lock | $(UV)
 
 setup: $(VENV)/.synced $(VENV_FLINK)/.synced ## Install uv, both Python environments and the pinned jars (idempotent)
 	@$(HDP) jars
+
+setup-browser: ## Chromium for the Airflow UI test: Debian's package (apt-get), unless HDP_CHROMIUM already exists
+	@if [ -x "$(HDP_CHROMIUM)" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "no chromium at $(HDP_CHROMIUM): install Chromium or Chrome and set HDP_CHROMIUM to its binary"; exit 1; \
+	fi
 
 demo: setup ## Start the platform and run the end-to-end scenario; leaves it running (`make down`)
 	$(HDP) demo
@@ -60,10 +71,10 @@ typecheck: $(VENV)/.synced ## mypy (strict) on the shared package
 test-unit: setup ## Unit tests only (no services)
 	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
 
-test-integration: setup ## Integration tests against real services the tests start and stop
+test-integration: setup setup-browser ## Integration tests against real services the tests start and stop
 	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
 
-test: setup lint typecheck ## Everything CI runs: hygiene, unit and integration tests
+test: setup setup-browser lint typecheck ## Everything CI runs: hygiene, unit and integration tests
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 clean: down ## Remove runtime state (.platform) and environments; the jar cache is kept

@@ -250,6 +250,10 @@ def run(spark: SparkSession, cfg: config.PlatformConfig, day: date, run_id: str)
         *names.GOLD_TABLES,
         names.QUARANTINE_TRANSACTIONS,
     )
+    # dbt's namespaces too: the DAG runs its models as parallel tasks, and two of them creating the same
+    # namespace at once collide in the JDBC catalog (primary key on the namespace row).
+    for namespace in (names.DBT_STAGING_NAMESPACE, names.DBT_MARTS_NAMESPACE):
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
     raw = spark.table(names.RAW_TRANSACTIONS).where(F.col("event_date") == F.lit(literal).cast("date")).cache()
     rates = spark.table(names.REF_CURRENCY_RATES).where(F.col("rate_date") == F.lit(literal).cast("date")).cache()
     priced_currencies = sorted(r["currency"] for r in rates.select("currency").collect())

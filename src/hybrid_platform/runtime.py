@@ -368,6 +368,9 @@ def airflow_env(cfg: PlatformConfig) -> dict[str, str]:
         # Tasks call spark-submit and dbt from this environment.
         "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
         **orchestration.airflow_defaults(cfg),
+        # Cosmos would report usage to a third party from every dbt task: not from this platform.
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "SCARF_NO_ANALYTICS": "true",
         **_java_env(),
     }
 

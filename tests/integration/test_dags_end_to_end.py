@@ -35,6 +35,7 @@ def _dags_test(cfg: PlatformConfig, dag_id: str, logical_date: str, conf: dict[s
         timeout=1500,
     )
     output = done.stdout + done.stderr
+    (cfg.home / f"dags-test-{dag_id}.log").write_text(output)
     assert done.returncode == 0, output[-4000:]
     return output
 
@@ -54,10 +55,10 @@ def seeded(local_runtime: PlatformConfig, spark: Any) -> dict[str, Any]:
 
 
 def test_lakehouse_daily_builds_the_day_and_the_marts(local_runtime: PlatformConfig, spark: Any, seeded: Any) -> None:
-    _dags_test(local_runtime, "lakehouse_daily", "2026-08-11T06:00:00+00:00", {"date": DAY.isoformat()})
+    _dags_test(local_runtime, "lakehouse_daily", "2026-11-15T06:00:00+00:00", {"date": DAY.isoformat()})
     # Read with pyiceberg, a reader of its own: the tables were written by the DAG's processes.
     silver = _rows(local_runtime, names.SILVER_TRANSACTIONS, DAY)
-    assert silver == seeded["transactions"]
+    assert silver == seeded["transactions"], (local_runtime.home / "dags-test-lakehouse_daily.log").read_text()[-3000:]
     marts = _rows(local_runtime, f"{names.DBT_MARTS_NAMESPACE}.mart_fraud_daily", DAY)
     assert marts == 1, "dbt built the day's mart row from what the ETL published"
 
@@ -66,7 +67,7 @@ def test_fraud_model_training_promotes_a_model(local_runtime: PlatformConfig, sp
     registry = ModelRegistry(registry_root(local_runtime))
     before = registry.champion_version()
     # The day before this logical date is the cutoff: every label of DAY is known by then.
-    output = _dags_test(local_runtime, "fraud_model_training", "2026-10-15T06:00:00+00:00")
+    output = _dags_test(local_runtime, "fraud_model_training", "2026-11-16T06:00:00+00:00")
     after = registry.champion_version()
     assert after is not None and after != before, output[-3000:]
     assert registry.get(after).trained_on["table"] == names.SILVER_TRANSACTIONS

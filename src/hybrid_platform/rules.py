@@ -108,16 +108,19 @@ def score_transaction(
     """``(score in [0, 1], reasons, model_version)`` for one transaction.
 
     Rules alone without a model; with one, the higher of the model and rules scores, so neither can
-    mask an alert from the other. ``model:<version>`` is a reason when the model alone reaches its
-    threshold. A late event scores with the stateless rules only (and the model, whose windowed inputs
-    are then 0 / -1), and ``late_event`` marks any non-zero score as computed without card history.
+    mask an alert from the other. ``model:<version>`` is a reason when the model reaches its own
+    threshold or its score is the higher one. A late event scores with the stateless rules only (and
+    the model, whose windowed inputs are then 0 / -1), and ``late_event`` marks any non-zero score as
+    computed without card history.
     """
     score, reasons = rules_score(features, amount, mcc, STATELESS_RULES if is_late else RULES)
     model_version = RULES_ONLY_VERSION
     if model is not None:
         model_version = model.model_version
         model_score = model.score(model_inputs(features, amount, mcc, channel, country))
-        if model_score >= model.threshold:
+        # Named when it reaches its own threshold, or when it is what sets the score: an alert is never
+        # raised without a reason (a trained model's threshold can sit above the job's alert threshold).
+        if model_score >= model.threshold or model_score > score:
             reasons.append(MODEL_REASON_PREFIX + model_version)
         score = max(score, model_score)
     if is_late and score > 0.0:

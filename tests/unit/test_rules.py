@@ -131,11 +131,19 @@ def test_scoring_is_deterministic_and_does_not_mutate_inputs() -> None:
 # --- the combined score with a model ----------------------------------------------------------------------
 
 
-def test_model_below_threshold_raises_the_score_without_a_reason() -> None:
+def test_model_that_sets_the_score_is_named_even_below_its_threshold() -> None:
     score, reasons, version = score_transaction(QUIET, 25.0, "5411", "pos", "DE", False, make_model(-1.0))
     assert score == pytest.approx(sigmoid(-1.0))
-    assert reasons == []
+    assert reasons == ["model:lr-test"]
     assert version == "lr-test"
+
+
+def test_an_alert_always_has_a_reason_when_the_model_threshold_is_above_the_alert_threshold() -> None:
+    # A trained model's threshold is the score at its alert budget (e.g. 0.9998), the job alerts at 0.5.
+    model = make_model(1.0, threshold=0.9998)
+    score, reasons, _ = score_transaction(QUIET, 25.0, "5411", "pos", "DE", False, model)
+    assert DEFAULT_ALERT_THRESHOLD <= score < model.threshold
+    assert reasons == ["model:lr-test"]
 
 
 def test_model_at_or_above_threshold_adds_its_reason() -> None:
@@ -144,7 +152,7 @@ def test_model_at_or_above_threshold_adds_its_reason() -> None:
     assert score == pytest.approx(sigmoid(2.0))
     assert reasons == ["model:lr-test"]
     low, low_reasons, _ = score_transaction(QUIET, 25.0, "5411", "pos", "DE", False, model)
-    assert low == pytest.approx(sigmoid(-3.0)) and low_reasons == []
+    assert low == pytest.approx(sigmoid(-3.0)) and low_reasons == ["model:lr-test"]
 
 
 def test_rules_win_when_they_score_higher_than_the_model() -> None:

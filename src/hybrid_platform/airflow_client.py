@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from hybrid_platform.config import PlatformConfig
@@ -77,9 +78,30 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+    def dag(self, dag_id: str) -> dict[str, Any]:
+        reply: dict[str, Any] = self._call("GET", f"/api/v2/dags/{dag_id}")
+        return reply
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
+        body = {"logical_date": logical_date, "conf": conf or {}}
+        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
         return str(run["dag_run_id"])
+
+    def trigger_and_unpause(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run and switch the DAG on, without the scheduler also starting the tick it has due.
+
+        Unpausing a DAG whose schedule has a tick due makes the scheduler start that run as well (a
+        daily DAG would process a day nobody asked for). Giving the manual run the due tick's logical
+        date makes it *that* run; then unpausing starts nothing else.
+        """
+        info = self.dag(dag_id)
+        due = info.get("next_dagrun_logical_date") if info.get("is_paused") else None
+        if due and datetime.fromisoformat(str(due).replace("Z", "+00:00")) > datetime.now(UTC):
+            due = None  # not due yet: unpausing starts nothing now, and a future logical date is refused
+        run_id = self.trigger(dag_id, conf, logical_date=due)
+        if info.get("is_paused"):
+            self.unpause(dag_id)
+        return run_id
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])

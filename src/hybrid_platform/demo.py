@@ -170,8 +170,7 @@ def seed_day(day: str) -> dict[str, Any]:
 def run_dag(client: airflow_client.AirflowClient, dag_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
     """Trigger a DAG through the REST API, as a user would from the UI, and wait for its end."""
     client.wait_for_dags([dag_id])
-    client.unpause(dag_id)
-    run_id = client.trigger(dag_id, conf)
+    run_id = client.trigger_and_unpause(dag_id, conf)
     state = client.wait(dag_id, run_id, timeout_s=DEMO_DAG_TIMEOUT_S)
     if state != "success":
         failed = [task for task, task_state in client.task_states(dag_id, run_id).items() if task_state == "failed"]

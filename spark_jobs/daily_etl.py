@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 
 from hybrid_platform import config, names
 from hybrid_platform.argparsing import OneLineParser, iso_date
+from hybrid_platform.events import CHANNELS, MAX_AMOUNT
 from spark_jobs import quality, tables
 from spark_jobs.seed_day import DAY_MS, day_start_ms
 
@@ -54,8 +55,6 @@ SILVER_COLUMNS = (
 )
 #: Columns a rerun may legitimately change for an existing txn_id (a label arrived, a rate was corrected).
 MUTABLE_SILVER_COLUMNS = ("amount_usd", "is_fraud", "labeled_at")
-MAX_AMOUNT = 1_000_000
-CHANNELS = ("pos", "online", "atm")
 #: Freshness: the day counts as landed when events from its last hour are there.
 FRESHNESS_MS = 3_600_000
 
@@ -83,7 +82,7 @@ def reject_reason(day_start: int, day_end: int) -> Column:
     c = F.col
     rules: list[tuple[Column, str]] = [
         (c("txn_id").isNull() | c("card_id").isNull() | c("merchant_id").isNull(), "missing_id"),
-        (c("amount").isNull() | (c("amount") <= 0) | (c("amount") > MAX_AMOUNT), "amount_out_of_range"),
+        (c("amount").isNull() | (c("amount") <= 0) | (c("amount") > F.lit(MAX_AMOUNT)), "amount_out_of_range"),
         (c("amount_usd").isNull(), "no_rate_for_currency"),
         (c("mcc").isNull() | ~c("mcc").rlike("^[0-9]{4}$"), "invalid_mcc"),
         (c("country").isNull() | ~c("country").rlike("^[A-Z]{2}$"), "invalid_country"),

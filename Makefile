@@ -13,10 +13,12 @@ VENV := .venv
 VENV_FLINK := .venv-flink
 HDP := $(VENV)/bin/hdp
 PYTEST_ARGS ?=
+BENCH_PROFILE ?= quick
+BENCH_ARGS ?=
 # The browser the Airflow UI test drives (through Playwright): Debian's chromium, never Playwright's download.
 export HDP_CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup setup-browser demo up down status test test-unit test-integration lint format typecheck clean
+.PHONY: help setup setup-browser demo up down status test test-unit test-integration bench lint format typecheck clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +58,9 @@ down: ## Stop everything `make up` started, and nothing else
 
 status: ## Show what runs where: URLs, PIDs, health, memory
 	$(HDP) status
+
+bench: setup ## Benchmarks on a private runtime: BENCH_PROFILE=quick (<15 min) or full; writes bench/results/<profile>/
+	$(VENV)/bin/python -m bench --profile $(BENCH_PROFILE) $(BENCH_ARGS)
 
 lint: $(VENV)/.synced ## ruff format check + ruff check (with Airflow's AIR rules)
 	$(VENV)/bin/ruff format --check .

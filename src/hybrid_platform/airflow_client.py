@@ -104,11 +104,23 @@ class AirflowClient:
         return run_id
 
     def run_state(self, dag_id: str, run_id: str) -> str:
-        return str(self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+        return str(self.dag_run(dag_id, run_id)["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of a run, with its state and its queued/start/end times."""
+        reply = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")
+        return list(reply["task_instances"])
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        reply = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=200")
-        return {ti["task_id"]: str(ti["state"]) for ti in reply["task_instances"]}
+        return {ti["task_id"]: str(ti["state"]) for ti in self.task_instances(dag_id, run_id)}
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        reply: dict[str, Any] = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        return reply
+
+    def tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        """The DAG's tasks with their ``downstream_task_ids``."""
+        return list(self._call("GET", f"/api/v2/dags/{dag_id}/tasks")["tasks"])
 
     def wait(self, dag_id: str, run_id: str, timeout_s: float = 1800, poll_s: float = 5) -> str:
         """Block until the run ends; returns its state (raises on timeout)."""

@@ -676,6 +676,7 @@ def produce(
     max_behind_ms = last_send_s = 0.0
     started = time.monotonic()
     origin_ms = _now_ms() if start_ms is None else start_ms  # event time at `started`
+    wall_started_ms = _now_ms()
     for record in records:
         behind_s = time.monotonic() - (started + record.offset_ms / 1000)
         if behind_s < -0.001:  # sleeping for less than a millisecond costs more than it paces
@@ -691,7 +692,9 @@ def produce(
             if shift_ms:
                 transaction = record.transaction
                 value = replace(transaction, event_time=transaction.event_time + shift_ms).to_json().encode()
-        _send(producer, record.topic, record.key, value, on_delivery)
+        # The record's Kafka timestamp is its *scheduled* send time, not the moment it left: a latency
+        # measured from it includes any time the producer fell behind (no coordinated omission).
+        _send(producer, record.topic, record.key, value, on_delivery, wall_started_ms + round(record.offset_ms))
         tally.add(record)
     unacknowledged = producer.flush(60)
     elapsed_s = time.monotonic() - started
@@ -703,10 +706,10 @@ def produce(
     return tally.report(rate, elapsed_s, last_send_s, max_behind_ms)
 
 
-def _send(producer: Any, topic: str, key: bytes | None, value: bytes, on_delivery: Any) -> None:
+def _send(producer: Any, topic: str, key: bytes | None, value: bytes, on_delivery: Any, timestamp_ms: int) -> None:
     while True:
         try:
-            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery, timestamp=timestamp_ms)
             break
         except BufferError:  # the local queue is full: let librdkafka deliver, then retry
             producer.poll(0.05)

@@ -48,7 +48,7 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-def _consumer_from(cfg: PlatformConfig, topic: str, start_ms: int, read_committed: bool) -> Any:
+def consumer_from(cfg: PlatformConfig, topic: str, start_ms: int, read_committed: bool) -> Any:
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer(
@@ -78,7 +78,7 @@ def measure(cfg: PlatformConfig, duration_s: float, start_ms: int | None = None,
     lock = threading.Lock()
 
     def read_transactions() -> None:
-        consumer = _consumer_from(cfg, names.TOPIC_TRANSACTIONS, start_ms, read_committed=False)
+        consumer = consumer_from(cfg, names.TOPIC_TRANSACTIONS, start_ms, read_committed=False)
         try:
             while not stop.is_set():
                 for message in consumer.consume(500, 0.1):
@@ -94,7 +94,7 @@ def measure(cfg: PlatformConfig, duration_s: float, start_ms: int | None = None,
             consumer.close()
 
     def read_alerts() -> None:
-        consumer = _consumer_from(cfg, names.TOPIC_FRAUD_ALERTS, start_ms, read_committed=True)
+        consumer = consumer_from(cfg, names.TOPIC_FRAUD_ALERTS, start_ms, read_committed=True)
         try:
             while not stop.is_set():
                 for message in consumer.consume(500, 0.05):

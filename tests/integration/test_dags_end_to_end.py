@@ -23,12 +23,18 @@ ALL_LABELS_KNOWN = 4_102_444_800_000
 
 
 def _dags_test(cfg: PlatformConfig, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None) -> str:
-    command = [str(runtime.REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", dag_id, logical_date]
+    airflow = str(runtime.REPO_ROOT / ".venv" / "bin" / "airflow")
+    env = {**os.environ, **runtime.airflow_env(cfg)}
+    # `dags test` runs the tasks in this process, but its run lives in the shared metadata DB: when another
+    # test (the UI test) has unpaused the DAG, the running scheduler queues the same task instances too
+    # and one of the two fails with "TI was not in a state where it could be marked as running".
+    subprocess.run([airflow, "dags", "pause", dag_id], env=env, capture_output=True, check=True, timeout=120)
+    command = [airflow, "dags", "test", dag_id, logical_date]
     if conf:
         command[3:3] = ["-c", json.dumps(conf)]
     done = subprocess.run(
         command,
-        env={**os.environ, **runtime.airflow_env(cfg)},
+        env=env,
         capture_output=True,
         text=True,
         check=False,

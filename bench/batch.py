@@ -1,0 +1,152 @@
+"""Batch leg: the ETL query on Spark (cold and warm), Flink in batch mode, and DuckDB, on the same data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench import etl_sql
+from bench.harness import Context, summarize
+from hybrid_platform import config, runtime
+
+#: Every engine gets two cores' worth of parallelism: Spark local[2], Flink parallelism 2, DuckDB 2 threads.
+CORES = 2
+
+
+def _bench_result(output: str) -> dict[str, Any]:
+    for line in reversed(output.splitlines()):
+        if line.startswith("BENCH_RESULT "):
+            parsed: dict[str, Any] = json.loads(line.removeprefix("BENCH_RESULT "))
+            return parsed
+    raise RuntimeError(f"no BENCH_RESULT line in the output: {output[-800:]}")
+
+
+def _spark(*args: str) -> tuple[dict[str, Any], float]:
+    env = {**os.environ, "HDP_SPARK_MASTER": f"local[{CORES}]"}
+    started = time.time()
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.batch_spark", *args], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"bench.batch_spark {args[0]} failed: {(result.stderr or result.stdout)[-800:]}")
+    return _bench_result(result.stdout), started
+
+
+def _data_files(cfg: config.PlatformConfig, table: str) -> list[str]:
+    from pyiceberg.catalog import load_catalog
+
+    catalog = load_catalog(cfg.catalog.name, **cfg.catalog.pyiceberg_properties())
+    return [task.file.file_path.removeprefix("file://") for task in catalog.load_table(table).scan().plan_files()]
+
+
+def duckdb_runs(cfg: config.PlatformConfig, repeats: int) -> dict[str, Any]:
+    """DuckDB on the Iceberg tables' own Parquet files (the file list from the catalog's current snapshot)."""
+    import duckdb
+
+    started = time.monotonic()
+    connection = duckdb.connect()
+    connection.execute(f"SET threads = {CORES}")
+    connection.execute("CREATE SCHEMA bench")
+    for table in (etl_sql.TRANSACTIONS, etl_sql.RATES):
+        files = ", ".join(f"'{path}'" for path in _data_files(cfg, table))
+        connection.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{files}])")
+    query = etl_sql.etl_summary_sql(etl_sql.TRANSACTIONS, etl_sql.RATES)
+    seconds = []
+    result: list[str] = []
+    for _ in range(repeats + 1):
+        run_started = time.monotonic()
+        row = connection.execute(query).fetchone()
+        seconds.append(time.monotonic() - run_started)
+        assert row is not None
+        result = etl_sql.normalize(tuple(row))
+    cold = time.monotonic() - started - sum(seconds[1:])
+    connection.close()
+    return {"cold_s": cold, "warm_s": seconds[1:], "result": result, "threads": CORES, "version": duckdb.__version__}
+
+
+def flink_runs(cfg: config.PlatformConfig, repeats: int) -> dict[str, Any]:
+    started = time.time()
+    output = runtime.flink_run(
+        cfg,
+        config.REPO_ROOT / "bench" / "flink_batch_job.py",
+        ["--repeats", str(repeats), "--parallelism", str(CORES)],
+        timeout_s=3600,
+    )
+    result = _bench_result(output.stdout)
+    result["cold_s"] = result["first_result_at"] - started
+    return result
+
+
+def batch(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    ctx.services("flink")  # the Flink leg submits to the session cluster; nothing else runs
+    generated, _ = _spark("generate", "--rows", str(p.batch_rows), "--seed", str(p.seed))
+    ctx.echo(f"   data: {generated}")
+    warm_repeats = max(2, p.repeats)
+
+    spark_cold, spark_warm, spark_results, input_rows = [], [], [], 0
+    for _ in range(p.repeats):
+        outcome, started = _spark("etl", "--repeats", str(warm_repeats))
+        spark_cold.append(outcome["first_result_at"] - started)
+        spark_warm.extend(outcome["warm_s"])
+        spark_results.append(outcome["result"])
+        input_rows = outcome["input_rows"]
+    flink_cold, flink_warm, flink_results = [], [], []
+    for _ in range(p.repeats):
+        outcome = flink_runs(ctx.cfg, warm_repeats)
+        flink_cold.append(outcome["cold_s"])
+        flink_warm.extend(outcome["warm_s"])
+        flink_results.append(outcome["result"])
+    ctx.services()  # the DuckDB leg runs with nothing else up
+    duck_cold, duck_warm, duck_results = [], [], []
+    version = ""
+    for _ in range(p.repeats):
+        outcome = duckdb_runs(ctx.cfg, warm_repeats)
+        duck_cold.append(outcome["cold_s"])
+        duck_warm.extend(outcome["warm_s"])
+        duck_results.append(outcome["result"])
+        version = outcome["version"]
+
+    engines: dict[str, dict[str, Any]] = {
+        "spark": {"cold_s": summarize(spark_cold), "warm_s": summarize(spark_warm), "setting": f"local[{CORES}]"},
+        "flink_batch": {
+            "cold_s": summarize(flink_cold),
+            "warm_s": summarize(flink_warm),
+            "setting": f"batch mode, parallelism {CORES}, session cluster",
+        },
+        "duckdb": {
+            "cold_s": summarize(duck_cold),
+            "warm_s": summarize(duck_warm),
+            "setting": f"{CORES} threads, {version}",
+        },
+    }
+    for numbers in engines.values():
+        warm = numbers["warm_s"]["median"]
+        numbers["rows_per_s_warm"] = round(input_rows / warm) if warm else None
+        numbers["rows_per_s_per_core_warm"] = round(input_rows / warm / CORES) if warm else None
+        cold = numbers["cold_s"]["median"]
+        numbers["rows_per_s_cold"] = round(input_rows / cold) if cold else None
+    results = {spark_results[0] == r for r in flink_results + duck_results + spark_results}
+    spark_warm_rate = engines["spark"]["rows_per_s_warm"] or 0
+    return {
+        "input_rows": input_rows,
+        "data": generated,
+        "engines": engines,
+        "same_result_everywhere": results == {True},
+        "result": spark_results[0],
+        "ratios": {
+            "spark_over_flink_warm": _ratio(spark_warm_rate, engines["flink_batch"]["rows_per_s_warm"]),
+            "duckdb_over_spark_warm": _ratio(engines["duckdb"]["rows_per_s_warm"], spark_warm_rate),
+            "spark_over_flink_cold": _ratio(
+                engines["spark"]["rows_per_s_cold"], engines["flink_batch"]["rows_per_s_cold"]
+            ),
+        },
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None

@@ -1,0 +1,266 @@
+"""Profiles, the private runtime a run uses, statistics and the record of everything that was set."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Generator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hybrid_platform import config, jars, runtime
+
+RESULTS_DIR = config.REPO_ROOT / "bench" / "results"
+#: The bench's own runtime state (git-ignored); never the `make demo` runtime.
+BENCH_HOME = config.REPO_ROOT / ".bench"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a run measures and how often. Every field lands in results.json."""
+
+    name: str
+    legs: tuple[str, ...]
+    repeats: int  # independent repetitions of each measurement; medians and min-max spread over them
+    seed: int = 7
+    # Kafka floor: plain producer -> consumer, fixed rate, ~500-byte records.
+    floor_rate: int = 10_000
+    floor_duration_s: float = 8.0
+    floor_record_bytes: int = 500
+    floor_linger_ms: tuple[int, ...] = (0, 5)
+    # Streaming: open-loop rates, seconds per run, seconds of each run excluded as warm-up.
+    stream_rates: tuple[int, ...] = (500, 1000, 2000)
+    stream_duration_s: float = 12.0
+    stream_warmup_s: float = 3.0
+    # Rates above the list, one run each, to find the highest rate the job keeps up with.
+    sustain_rates: tuple[int, ...] = (3000, 5000)
+    flink_variants: tuple[str, ...] = ("thread", "process", "sql")
+    variant_rate: int = 1000
+    spark_triggers: tuple[str, ...] = ("asap", "1s")
+    # Batch and ML.
+    batch_rows: int = 1_000_000
+    ml_rows: int = 200_000
+    # Orchestration: run lakehouse_daily end to end (minutes), or only a light DAG for scheduler latencies.
+    orchestration_full_dag: bool = False
+    orchestration_day_transactions: int = 5_000
+    measure_demo: bool = False
+
+
+ALL_LEGS = ("footprint", "orchestration", "kafka_floor", "flink_streaming", "spark_streaming", "batch", "ml")
+
+PROFILES: dict[str, Profile] = {
+    # Under 15 minutes here: every leg, fewer rates and shorter runs.
+    "quick": Profile(name="quick", legs=ALL_LEGS, repeats=3),
+    # The published numbers: longer runs, more rates, 10M batch rows, lakehouse_daily end to end, demo time.
+    "full": Profile(
+        name="full",
+        legs=ALL_LEGS,
+        repeats=5,
+        floor_duration_s=20.0,
+        stream_rates=(500, 1000, 2000, 5000),
+        stream_duration_s=45.0,
+        stream_warmup_s=10.0,
+        sustain_rates=(7500, 10_000),
+        flink_variants=("thread", "process", "rocksdb", "sql"),
+        batch_rows=10_000_000,
+        ml_rows=1_000_000,
+        orchestration_full_dag=True,
+        orchestration_day_transactions=20_000,
+        measure_demo=True,
+    ),
+    # For the harness's own test: every code path that does not need minutes.
+    "smoke": Profile(
+        name="smoke",
+        legs=("footprint", "kafka_floor", "batch"),
+        repeats=2,
+        floor_rate=500,
+        floor_duration_s=2.0,
+        floor_linger_ms=(5,),
+        batch_rows=20_000,
+    ),
+}
+
+
+def summarize(values: Sequence[float]) -> dict[str, Any]:
+    """Median and spread (min-max) of repeated measurements; the raw values are kept too."""
+    clean = [float(v) for v in values if v is not None]
+    if not clean:
+        return {"median": None, "min": None, "max": None, "n": 0, "values": []}
+    return {
+        "median": statistics.median(clean),
+        "min": min(clean),
+        "max": max(clean),
+        "n": len(clean),
+        "values": [round(v, 3) for v in clean],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Context:
+    """What a leg gets: the profile, the private runtime's config, a log, and where to leave artefacts."""
+
+    profile: Profile
+    out_dir: Path
+    echo: Callable[[str], None]
+    cfg: config.PlatformConfig = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cfg = config.load()
+
+    def services(self, *names: str) -> None:
+        """Exactly these services up (others stopped), so an idle neighbour is not part of a result."""
+        wanted = set(names)
+        running = {s.name.split("-")[0] for s in runtime.services() if runtime.running(self.cfg, s.name)}
+        if running - wanted:  # down stops everything; up below restarts what is wanted
+            runtime.down(self.cfg, echo=lambda _line: None)
+        if wanted:
+            runtime.up(self.cfg, only=sorted(wanted), echo=lambda _line: None)
+
+
+@contextmanager
+def private_runtime(home: Path) -> Generator[None]:
+    """HDP_* variables for a runtime of the bench's own (free ports, own state); stopped at the end."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "HDP_HOME": str(home),
+        "HDP_KAFKA_PORT": str(_free_port()),
+        "HDP_KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "HDP_FLINK_PORT": str(_free_port()),
+        "HDP_FLINK_RPC_PORT": str(_free_port()),
+        "HDP_AIRFLOW_PORT": str(_free_port()),
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    cfg = config.load()
+    jars.ensure_all(cfg.jar_cache)
+    try:
+        yield
+    finally:
+        runtime.down(cfg, echo=lambda _line: None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _command_output(command: list[str]) -> str:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def machine() -> dict[str, Any]:
+    """The machine and software a result belongs to."""
+    cpu_model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    memory_gb = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        total_kb = int(meminfo.read_text().split("MemTotal:")[1].split()[0])
+        memory_gb = round(total_kb / 1024 / 1024, 1)
+    return {
+        "cpu_model": cpu_model,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "java": _command_output(["java", "-version"]) or _java_version(),
+        "git_revision": _command_output(["git", "-C", str(config.REPO_ROOT), "rev-parse", "--short", "HEAD"]),
+        "git_dirty": bool(_command_output(["git", "-C", str(config.REPO_ROOT), "status", "--porcelain"])),
+    }
+
+
+def _java_version() -> str:
+    result = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
+    return (result.stderr or result.stdout).splitlines()[0] if (result.stderr or result.stdout) else ""
+
+
+def versions() -> dict[str, Any]:
+    """The version matrix as installed (Python packages of both environments, pinned jars)."""
+    from importlib import metadata
+
+    python = {}
+    for package in ("pyspark", "apache-airflow", "confluent-kafka", "duckdb", "scikit-learn", "pyiceberg"):
+        try:
+            python[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            python[package] = None
+    cfg = config.load()
+    flink = _command_output(
+        [str(cfg.flink_python), "-c", "import importlib.metadata as m; print(m.version('apache-flink'))"]
+    )
+    python["apache-flink"] = flink or None
+    jar_versions, _ = jars.load_manifest()
+    return {"python": python, "jars": jar_versions}
+
+
+def write_results(out_dir: Path, results: dict[str, Any]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    path.write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
+    return path
+
+
+def run(
+    profile: Profile,
+    out_dir: Path,
+    legs: Sequence[str] | None = None,
+    echo: Callable[[str], None] = print,
+    home: Path | None = None,
+) -> dict[str, Any]:
+    """Run the profile's legs in order on a private runtime; returns (and writes) the results document."""
+    from bench import legs as leg_registry
+
+    chosen = [leg for leg in (legs or profile.legs) if leg in profile.legs or legs]
+    started = time.time()
+    results: dict[str, Any] = {
+        "profile": asdict(profile),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": machine(),
+        "legs": {},
+    }
+    with private_runtime(home or BENCH_HOME / profile.name):
+        results["versions"] = versions()
+        ctx = Context(profile=profile, out_dir=out_dir, echo=echo)
+        for leg in chosen:
+            echo(f"== {leg}")
+            leg_started = time.monotonic()
+            try:
+                outcome = leg_registry.LEGS[leg](ctx)
+                outcome["wall_s"] = round(time.monotonic() - leg_started, 1)
+            except Exception as error:  # a failed leg is recorded, the others still run
+                outcome = {
+                    "error": f"{type(error).__name__}: {error}",
+                    "wall_s": round(time.monotonic() - leg_started, 1),
+                }
+                echo(f"   {leg} failed: {outcome['error']}")
+            results["legs"][leg] = outcome
+            write_results(out_dir, results)  # partial results survive an interrupted run
+    results["wall_s"] = round(time.time() - started, 1)
+    write_results(out_dir, results)
+    return results
+
+
+def python_executable() -> str:
+    return sys.executable

@@ -1,0 +1,187 @@
+"""Latency probes, each run as its own process so that producing and measuring never share a GIL.
+
+Every latency is measured on this machine's clock from a record's Kafka timestamp, which the producers
+set to the record's *scheduled* send time (open loop: a producer that falls behind makes the latency
+worse, it does not hide it), to the moment a consumer here received the result.
+
+    python -m bench.probe floor-produce --topic T --rate R --duration S --bytes B --linger-ms L
+    python -m bench.probe floor-consume --topic T --start-ms MS --duration S --out FILE
+    python -m bench.probe alerts --alerts-topic T --start-ms MS --duration S --out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hybrid_platform import config, names
+from hybrid_platform.latency import consumer_from
+
+
+def _now_ms() -> float:
+    return time.time_ns() / 1_000_000
+
+
+def floor_produce(topic: str, rate: int, duration_s: float, record_bytes: int, linger_ms: int) -> dict[str, Any]:
+    from confluent_kafka import Producer
+
+    cfg = config.load()
+    producer = Producer(
+        {
+            "bootstrap.servers": cfg.kafka_bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            # Explicit: librdkafka (like Kafka 4's Java client) defaults to 5 ms, which is part of the floor.
+            "linger.ms": linger_ms,
+            "log_level": 0,
+        }
+    )
+    payload = b"x" * record_bytes
+    count = int(rate * duration_s)
+    started = time.monotonic()
+    wall_started = _now_ms()
+    for index in range(count):
+        offset_s = index / rate
+        behind = time.monotonic() - (started + offset_s)
+        if behind < -0.001:
+            time.sleep(-behind)
+        while True:
+            try:
+                producer.produce(topic, value=payload, timestamp=int(wall_started + offset_s * 1000))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(30)
+    return {"sent": count, "elapsed_s": time.monotonic() - started}
+
+
+def floor_consume(topic: str, start_ms: int, duration_s: float) -> dict[str, Any]:
+    cfg = config.load()
+    consumer = consumer_from(cfg, topic, start_ms, read_committed=False)
+    latencies: list[list[float]] = []
+    deadline = time.monotonic() + duration_s
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.05):
+                received = _now_ms()
+                if message.error():
+                    continue
+                produced = message.timestamp()[1]
+                latencies.append([produced, received - produced])
+    finally:
+        consumer.close()
+    return {"samples": latencies}
+
+
+def alerts(
+    alerts_topic: str, start_ms: int, duration_s: float, min_duration_s: float, quiet_s: float
+) -> dict[str, Any]:
+    """Transactions' scheduled send times and the alerts a read-committed consumer saw, matched by txn_id.
+
+    Reads for at least ``min_duration_s``, then until no alert arrived for ``quiet_s`` (a job that fell
+    behind is waited for, so its late alerts count), at most ``duration_s``.
+    """
+    import threading
+
+    cfg = config.load()
+    produced_at: dict[str, int] = {}
+    alert_seen_at: dict[str, float] = {}
+    last_alert_ms = [0.0]  # written by the alert reader only; read by the loop that decides when to stop
+    stop = threading.Event()
+
+    def read_transactions() -> None:
+        consumer = consumer_from(cfg, names.TOPIC_TRANSACTIONS, start_ms, read_committed=False)
+        try:
+            while not stop.is_set():
+                for message in consumer.consume(1000, 0.1):
+                    if message.error():
+                        continue
+                    try:
+                        produced_at[str(json.loads(message.value())["txn_id"])] = message.timestamp()[1]
+                    except (ValueError, KeyError, TypeError):
+                        continue
+        finally:
+            consumer.close()
+
+    def read_alerts() -> None:
+        consumer = consumer_from(cfg, alerts_topic, start_ms, read_committed=True)
+        try:
+            while not stop.is_set():
+                for message in consumer.consume(1000, 0.02):
+                    received = _now_ms()
+                    if message.error():
+                        continue
+                    alert_seen_at.setdefault(str(json.loads(message.value())["txn_id"]), received)
+                    last_alert_ms[0] = received
+        finally:
+            consumer.close()
+
+    threads = [
+        threading.Thread(target=read_transactions, daemon=True),
+        threading.Thread(target=read_alerts, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    started = time.monotonic()
+    while time.monotonic() - started < duration_s:
+        time.sleep(0.2)
+        if time.monotonic() - started < min_duration_s:
+            continue
+        if _now_ms() - last_alert_ms[0] > quiet_s * 1000:
+            break
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    samples = [
+        [produced_at[txn], seen - produced_at[txn]]
+        for txn, seen in alert_seen_at.items()
+        if txn in produced_at and seen >= produced_at[txn]
+    ]
+    production_end_ms = start_ms + (min_duration_s - quiet_s) * 1000
+    last_ms = last_alert_ms[0] or None
+    return {
+        "samples": sorted(samples),
+        "transactions_seen": len(produced_at),
+        "alerts_seen": len(alert_seen_at),
+        # How long after the producer stopped the last alert arrived: near zero when the job kept up.
+        "drain_s": round((last_ms - production_end_ms) / 1000, 2) if last_ms else None,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.probe")
+    sub = parser.add_subparsers(dest="probe", required=True)
+    produce = sub.add_parser("floor-produce")
+    produce.add_argument("--topic", required=True)
+    produce.add_argument("--rate", type=int, required=True)
+    produce.add_argument("--duration", type=float, required=True)
+    produce.add_argument("--bytes", type=int, default=500)
+    produce.add_argument("--linger-ms", type=int, required=True)
+    for name in ("floor-consume", "alerts"):
+        reader = sub.add_parser(name)
+        reader.add_argument("--topic" if name == "floor-consume" else "--alerts-topic", required=True)
+        reader.add_argument("--start-ms", type=int, required=True)
+        reader.add_argument("--duration", type=float, required=True)
+        reader.add_argument("--out", type=Path, required=True)
+        reader.add_argument("--min-duration", type=float, default=0.0)
+        reader.add_argument("--quiet-s", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    if args.probe == "floor-produce":
+        result = floor_produce(args.topic, args.rate, args.duration, args.bytes, args.linger_ms)
+        print(json.dumps(result))
+        return 0
+    if args.probe == "floor-consume":
+        result = floor_consume(args.topic, args.start_ms, args.duration)
+    else:
+        result = alerts(args.alerts_topic, args.start_ms, args.duration, args.min_duration, args.quiet_s)
+    args.out.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,376 @@
+"""Streaming legs: the Kafka floor, Flink's fraud_scoring (and its variants), Spark Structured Streaming.
+
+All three are measured the same way: the platform's generator produces open loop (each record's Kafka
+timestamp is its scheduled send time), a probe process reads the results read-committed, and latency is
+"result seen here - scheduled send time". The first ``stream_warmup_s`` of each run are excluded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Context, summarize
+from hybrid_platform import config, flink_ops, generator, names, runtime
+from hybrid_platform.latency import percentile
+
+FLOOR_TOPIC = "bench_floor"
+SPARK_ALERTS_TOPIC = "fraud_alerts_spark"
+#: After the producer stops, keep reading until no result arrived for this long (a job that fell behind
+#: still delivers; its late results count instead of being cut off).
+QUIET_S = 3.0
+MAX_DRAIN_S = 90.0
+
+
+def latency_stats(samples: list[list[float]], start_ms: float, warmup_s: float, duration_s: float) -> dict[str, Any]:
+    """Percentiles over the samples after the warm-up, plus whether the job kept up with the rate."""
+    kept = sorted(s for s in samples if s[0] >= start_ms + warmup_s * 1000)
+    latencies = sorted(s[1] for s in kept)
+    if not latencies:
+        return {"samples": 0}
+    # Keeping up: latency at the end of the run is not far above latency at its start. A job below its
+    # capacity has flat latency; above it, the backlog (and so the latency) grows for the whole run.
+    fifth = max(1, len(kept) // 5)
+    first = sorted(s[1] for s in kept[:fifth])
+    last = sorted(s[1] for s in kept[-fifth:])
+    first_p50, last_p50 = percentile(first, 0.5), percentile(last, 0.5)
+    return {
+        "samples": len(latencies),
+        "p50_ms": percentile(latencies, 0.50),
+        "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99),
+        "p999_ms": percentile(latencies, 0.999),
+        "max_ms": latencies[-1],
+        "first_fifth_p50_ms": first_p50,
+        "last_fifth_p50_ms": last_p50,
+        "kept_up": last_p50 <= max(2 * first_p50, first_p50 + 500),
+        "latencies_ms": [round(v, 1) for v in latencies],
+    }
+
+
+def _probe(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.probe", *args]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
+
+
+# --------------------------------------------------------------------------------------------------
+# Kafka floor
+
+
+def kafka_floor(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    ctx.services("kafka")
+    generator.ensure_topics(ctx.cfg, [FLOOR_TOPIC], partitions=2)
+    results: dict[str, Any] = {"rate": p.floor_rate, "record_bytes": p.floor_record_bytes, "by_linger_ms": {}}
+    for linger in p.floor_linger_ms:
+        runs = []
+        for _ in range(p.repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "floor.json"
+                start_ms = int(time.time() * 1000)
+                consumer = subprocess.Popen(
+                    _probe(
+                        "floor-consume",
+                        "--topic",
+                        FLOOR_TOPIC,
+                        "--start-ms",
+                        str(start_ms),
+                        "--duration",
+                        str(p.floor_duration_s + 3),
+                        "--out",
+                        str(out),
+                    )
+                )
+                time.sleep(1.0)
+                produced = subprocess.run(
+                    _probe(
+                        "floor-produce",
+                        "--topic",
+                        FLOOR_TOPIC,
+                        "--rate",
+                        str(p.floor_rate),
+                        "--duration",
+                        str(p.floor_duration_s),
+                        "--bytes",
+                        str(p.floor_record_bytes),
+                        "--linger-ms",
+                        str(linger),
+                    ),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                consumer.wait(timeout=p.floor_duration_s + 60)
+                samples = _read_json(out).get("samples", [])
+                stats = latency_stats(samples, start_ms, min(1.0, p.floor_duration_s / 4), p.floor_duration_s)
+                stats["produced"] = json.loads(produced.stdout.strip().splitlines()[-1])
+                stats.pop("latencies_ms", None)
+                runs.append(stats)
+        results["by_linger_ms"][str(linger)] = {
+            "runs": runs,
+            **{k: summarize([r.get(k) for r in runs]) for k in ("p50_ms", "p99_ms", "p999_ms")},
+        }
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# One measured run against whatever job is deployed
+
+
+def measured_run(
+    ctx: Context, rate: int, seed: int, alerts_topic: str, duration_s: float | None = None
+) -> dict[str, Any]:
+    p = ctx.profile
+    duration = duration_s or p.stream_duration_s
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "alerts.json"
+        start_ms = int(time.time() * 1000)
+        probe = subprocess.Popen(
+            _probe(
+                "alerts",
+                "--alerts-topic",
+                alerts_topic,
+                "--start-ms",
+                str(start_ms),
+                "--duration",
+                str(duration + MAX_DRAIN_S),
+                "--out",
+                str(out),
+                "--quiet-s",
+                str(QUIET_S),
+                "--min-duration",
+                str(duration + QUIET_S),
+            )
+        )
+        report = generator.produce(ctx.cfg, rate=rate, duration_s=duration, seed=seed)
+        probe.wait(timeout=duration + MAX_DRAIN_S + 60)
+        probed = _read_json(out)
+    stats = latency_stats(probed.get("samples", []), start_ms, p.stream_warmup_s, duration)
+    stats.update(
+        rate=rate,
+        produced=report.counts.get("valid", 0),
+        producer_max_behind_ms=report.max_behind_schedule_ms,
+        achieved_rate=report.achieved_rate,
+        alerts_seen=probed.get("alerts_seen", 0),
+        drain_s=probed.get("drain_s"),
+    )
+    return stats
+
+
+def _warm_up(ctx: Context, alerts_topic: str, rate: int) -> None:
+    """Traffic until the first result appears: the job is deployed, caught up and has JIT-compiled its path."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        run = measured_run(ctx, rate, seed=1, alerts_topic=alerts_topic, duration_s=5.0)
+        if run.get("samples", 0) > 0 or run.get("alerts_seen", 0) > 0:
+            return
+    raise RuntimeError(f"no result on {alerts_topic} after 4 minutes of warm-up traffic")
+
+
+def _summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "runs": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in runs],
+        **{
+            k: summarize([r.get(k) for r in runs if r.get("samples")])
+            for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms")
+        },
+        "kept_up": all(r.get("kept_up", False) for r in runs),
+        # Every post-warm-up latency of every repeat, for the CDF plot.
+        "latencies_ms": sorted(v for r in runs for v in r.get("latencies_ms", [])),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Flink
+
+
+FLINK_SQL_JOB = config.REPO_ROOT / "flink_jobs" / "fraud_scoring_sql.py"
+
+
+def _python_mode_in_use(ctx: Context) -> str:
+    """Which Python execution mode actually ran: process mode starts a Beam worker beside the TaskManager."""
+    state = runtime.running(ctx.cfg, "flink-taskmanager")
+    if state is None:
+        return "unknown"
+    for pid in runtime.session_members(state.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "pyflink" in cmdline and ("beam" in cmdline or "fn_execution" in cmdline):
+            return "process"
+    return "thread"
+
+
+def _job_settings(ctx: Context, job_id: str) -> dict[str, str]:
+    """The settings the running job actually has (Flink REST), for the ones that decide latency."""
+    interesting = (
+        "python.execution-mode",
+        "python.fn-execution.bundle.size",
+        "python.fn-execution.bundle.time",
+        "execution.buffer-timeout.interval",
+        "execution.checkpointing.interval",
+        "execution.checkpointing.mode",
+        "state.backend.type",
+        "parallelism.default",
+        "pipeline.auto-watermark-interval",
+    )
+    settings: dict[str, str] = {}
+    try:
+        entries = flink_ops._request(ctx.cfg, "GET", f"/jobs/{job_id}/jobmanager/config")
+        for entry in entries or []:
+            if entry.get("key") in interesting:
+                settings[entry["key"]] = entry.get("value")
+    except Exception as error:  # recorded, not fatal: the numbers stand without it
+        settings["error"] = str(error)
+    return settings
+
+
+def _cancel_all(ctx: Context) -> None:
+    for job in flink_ops.jobs(ctx.cfg):
+        if job.state in {"RUNNING", "CREATED", "RESTARTING", "INITIALIZING"}:
+            flink_ops._request(ctx.cfg, "PATCH", f"/jobs/{job.job_id}?mode=cancel")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(
+        j.state not in {"CANCELED", "FAILED", "FINISHED"} for j in flink_ops.jobs(ctx.cfg)
+    ):
+        time.sleep(0.5)
+
+
+def _deploy_variant(ctx: Context, variant: str) -> str:
+    """Start one fraud_scoring variant on fresh state, reading only new records; returns its job id."""
+    _cancel_all(ctx)
+    generator.ensure_topics(ctx.cfg, names.ALL_TOPICS)
+    env_overrides = {
+        "thread": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "hashmap"},
+        "process": {"HDP_FLINK_PYTHON_MODE": "process", "HDP_FLINK_STATE_BACKEND": "hashmap"},
+        "rocksdb": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "rocksdb"},
+        "sql": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "hashmap"},
+    }[variant]
+    saved = {k: os.environ.get(k) for k in env_overrides}
+    os.environ.update(env_overrides)
+    try:
+        script = FLINK_SQL_JOB if variant == "sql" else flink_ops.JOBS[names.JOB_FRAUD_SCORING]
+        result = runtime.flink_run(ctx.cfg, script, ["--start-from", "latest-offset"], detached=True)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    job_id = flink_ops._job_id_from_output(result.stdout + result.stderr)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = next((j for j in flink_ops.jobs(ctx.cfg) if j.job_id == job_id), None)
+        if info and info.state == "RUNNING":
+            return job_id
+        if info and info.state in {"FAILED", "CANCELED"}:
+            raise RuntimeError(f"{variant}: {flink_ops.root_cause(ctx.cfg, job_id)}")
+        time.sleep(0.5)
+    raise RuntimeError(f"{variant} is not RUNNING after 120 s")
+
+
+def _rss_mb(ctx: Context) -> dict[str, float]:
+    return {s.name: round(s.rss_bytes / 2**20) for s in runtime.status(ctx.cfg) if s.pid}
+
+
+def flink_streaming(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    ctx.services("kafka", "flink")
+    results: dict[str, Any] = {"by_rate": {}, "variants": {}, "sustain": {}}
+    seed = p.seed
+    job_id = _deploy_variant(ctx, "thread")
+    results["settings"] = _job_settings(ctx, job_id)
+    results["python_mode_in_use"] = _python_mode_in_use(ctx)
+    _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate)
+    for rate in p.stream_rates:
+        runs = []
+        for _ in range(p.repeats):
+            seed += 1
+            runs.append(measured_run(ctx, rate, seed, names.TOPIC_FRAUD_ALERTS))
+            if rate == max(p.stream_rates):
+                results.setdefault("rss_mb_under_load", _rss_mb(ctx))
+        results["by_rate"][str(rate)] = _summarize_runs(runs)
+        ctx.echo(f"   flink {rate}/s: p99 {results['by_rate'][str(rate)]['p99_ms']['median']} ms")
+    for rate in p.sustain_rates:
+        seed += 1
+        run = measured_run(ctx, rate, seed, names.TOPIC_FRAUD_ALERTS)
+        results["sustain"][str(rate)] = {k: v for k, v in run.items() if k != "latencies_ms"}
+    tested = {int(r): v["kept_up"] for r, v in results["by_rate"].items()}
+    tested.update({int(r): v.get("kept_up", False) for r, v in results["sustain"].items()})
+    kept = [rate for rate, ok in sorted(tested.items()) if ok]
+    results["max_sustained_rate"] = max(kept) if kept else None
+    results["max_rate_tested"] = max(tested) if tested else None
+    for variant in p.flink_variants:
+        if variant == "thread":
+            results["variants"]["thread"] = {
+                **results["by_rate"].get(str(p.variant_rate), {}),
+                "settings": results["settings"],
+                "python_mode_in_use": results["python_mode_in_use"],
+            }
+            continue
+        job_id = _deploy_variant(ctx, variant)
+        settings = _job_settings(ctx, job_id)
+        mode = "none (no Python UDF)" if variant == "sql" else _python_mode_in_use(ctx)
+        _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate)
+        runs = []
+        for _ in range(p.repeats):
+            seed += 1
+            runs.append(measured_run(ctx, p.variant_rate, seed, names.TOPIC_FRAUD_ALERTS))
+        results["variants"][variant] = {**_summarize_runs(runs), "settings": settings, "python_mode_in_use": mode}
+        ctx.echo(f"   flink variant {variant}: p99 {results['variants'][variant]['p99_ms']['median']} ms")
+    _cancel_all(ctx)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Spark Structured Streaming (same stream, same logic: spark_jobs.streaming_scoring)
+
+
+def spark_streaming(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    ctx.services("kafka")  # Flink stopped: engine legs never share the machine
+    generator.ensure_topics(ctx.cfg, [*names.ALL_TOPICS, SPARK_ALERTS_TOPIC, "transactions_dlq_spark"])
+    results: dict[str, Any] = {"by_trigger": {}}
+    seed = p.seed + 1000
+    for trigger in p.spark_triggers:
+        log = ctx.cfg.log_dir / f"bench-spark-streaming-{trigger}.log"
+        env = {**os.environ, "HDP_HOME": str(ctx.cfg.home)}
+        with log.open("w") as out:
+            job = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "spark_jobs.streaming_scoring",
+                    "--trigger",
+                    trigger,
+                    "--alerts-topic",
+                    SPARK_ALERTS_TOPIC,
+                    "--fresh-checkpoint",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        try:
+            _warm_up(ctx, SPARK_ALERTS_TOPIC, p.variant_rate)
+            runs = []
+            for _ in range(p.repeats):
+                seed += 1
+                runs.append(measured_run(ctx, p.variant_rate, seed, SPARK_ALERTS_TOPIC))
+            results["by_trigger"][trigger] = {**_summarize_runs(runs), "rate": p.variant_rate}
+            ctx.echo(f"   spark {trigger}: p99 {results['by_trigger'][trigger]['p99_ms']['median']} ms")
+        finally:
+            os.killpg(job.pid, 15)
+            job.wait(timeout=60)
+    return results

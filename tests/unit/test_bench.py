@@ -1,0 +1,107 @@
+"""The benchmark harness's own logic: statistics, keeping-up detection, scheduler latencies, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import etl_sql, harness, report
+from bench.legs import scheduling_latencies
+from bench.streaming import latency_stats
+
+
+def test_summarize_gives_median_and_spread() -> None:
+    stat = harness.summarize([3.0, 1.0, 2.0, None])  # type: ignore[list-item]
+    assert (stat["median"], stat["min"], stat["max"], stat["n"]) == pytest.approx((2.0, 1.0, 3.0, 3))
+    assert harness.summarize([])["median"] is None
+
+
+def test_latency_stats_drop_the_warm_up_and_see_a_growing_backlog() -> None:
+    start = 1_000_000.0
+    flat = [[start + i * 10, 50.0 + (i % 7)] for i in range(1000)]
+    stats = latency_stats(flat, start, warmup_s=2.0, duration_s=10.0)
+    assert stats["samples"] == 800  # the first 2 s (200 samples at 10 ms apart) are warm-up
+    assert stats["kept_up"] and 50 <= stats["p50_ms"] <= 56
+    growing = [[start + i * 10, 50.0 + i * 5] for i in range(1000)]  # latency rises for the whole run
+    assert not latency_stats(growing, start, warmup_s=0.0, duration_s=10.0)["kept_up"]
+    assert latency_stats([], start, 0.0, 1.0) == {"samples": 0}
+
+
+def test_scheduling_latencies_from_task_instances() -> None:
+    tasks = [{"task_id": "a", "downstream_task_ids": ["b"]}, {"task_id": "b", "downstream_task_ids": []}]
+    instances = [
+        {
+            "task_id": "a",
+            "queued_when": "2026-01-01T00:00:00Z",
+            "start_date": "2026-01-01T00:00:01Z",
+            "end_date": "2026-01-01T00:00:11Z",
+        },
+        {
+            "task_id": "b",
+            "queued_when": "2026-01-01T00:00:12Z",
+            "start_date": "2026-01-01T00:00:14Z",
+            "end_date": "2026-01-01T00:00:24Z",
+        },
+    ]
+    run = {"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-01-01T00:00:25Z"}
+    result = scheduling_latencies(instances, tasks, run)
+    assert result["queued_to_running_s"]["median"] == pytest.approx(1.5)
+    assert result["gap_between_tasks_s"]["values"] == [3.0]
+    assert (result["tasks_busy_s"], result["airflow_share"]) == pytest.approx((20.0, 0.2))
+
+
+def test_etl_query_names_the_tables_and_normalizes_rows() -> None:
+    sql = etl_sql.etl_summary_sql("t.x", "t.r")
+    assert "FROM t.x" in sql and "JOIN t.r" in sql and "ROW_NUMBER()" in sql
+    assert etl_sql.normalize((3, 10, "12.5", 7)) == ["3", "10", "12.50", "7"]
+
+
+def test_report_renders_every_leg(tmp_path: Path) -> None:
+    results = {
+        "profile": {"name": "quick", "repeats": 3, "variant_rate": 1000},
+        "machine": {"cores": 2, "cpu_model": "x", "memory_gb": 24, "git_revision": "abc"},
+        "legs": {
+            "kafka_floor": {
+                "rate": 10000,
+                "by_linger_ms": {"0": {k: harness.summarize([5, 6]) for k in ("p50_ms", "p99_ms", "p999_ms")}},
+            },
+            "flink_streaming": {
+                "by_rate": {
+                    "1000": {
+                        "p50_ms": harness.summarize([300]),
+                        "p99_ms": harness.summarize([900]),
+                        "kept_up": True,
+                        "latencies_ms": [100.0, 300.0, 900.0],
+                    }
+                },
+                "variants": {
+                    "sql": {
+                        "p99_ms": harness.summarize([700]),
+                        "latencies_ms": [200.0, 700.0],
+                        "python_mode_in_use": "none",
+                    }
+                },
+                "max_sustained_rate": 1000,
+                "max_rate_tested": 1000,
+            },
+            "batch": {
+                "input_rows": 1000,
+                "engines": {"spark": {"rows_per_s_warm": 10, "rows_per_s_cold": 5}},
+                "ratios": {"spark_over_flink_warm": 2.0},
+                "same_result_everywhere": True,
+            },
+            "orchestration": {"parse_s": {"lakehouse_daily": harness.summarize([0.1])}},
+            "ml": {"error": "RuntimeError: boom"},
+        },
+    }
+    rows = report.headline(results)
+    assert any(row[0] == "Flink fraud_scoring p50 / p99 at 1,000/s" and "engine overhead" in row[1] for row in rows)
+    path = report.write_report(results, tmp_path)
+    text = path.read_text()
+    assert "latency_vs_rate.png" in text and "batch_throughput.png" in text and "`ml`: RuntimeError: boom" in text
+    assert (tmp_path / "latency_cdf.png").stat().st_size > 0
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nrest\n")
+    assert report.update_readme(readme, results)
+    assert "\nold\n" not in readme.read_text() and "| measure | result | notes |" in readme.read_text()

@@ -60,9 +60,18 @@ def floor_produce(topic: str, rate: int, duration_s: float, record_bytes: int, l
     return {"sent": count, "elapsed_s": time.monotonic() - started}
 
 
-def floor_consume(topic: str, start_ms: int, duration_s: float) -> dict[str, Any]:
+def _ready(consumer: Any, ready_file: Path | None) -> None:
+    """Poll once (joins the partitions, fetches the first batch) and tell the parent that reading has begun:
+    a probe that starts reading late would see a backlog and report it as latency."""
+    consumer.consume(1, 0.5)
+    if ready_file is not None:
+        ready_file.write_text("ready")
+
+
+def floor_consume(topic: str, start_ms: int, duration_s: float, ready_file: Path | None = None) -> dict[str, Any]:
     cfg = config.load()
     consumer = consumer_from(cfg, topic, start_ms, read_committed=False)
+    _ready(consumer, ready_file)
     latencies: list[list[float]] = []
     deadline = time.monotonic() + duration_s
     try:
@@ -79,7 +88,12 @@ def floor_consume(topic: str, start_ms: int, duration_s: float) -> dict[str, Any
 
 
 def alerts(
-    alerts_topic: str, start_ms: int, duration_s: float, min_duration_s: float, quiet_s: float
+    alerts_topic: str,
+    start_ms: int,
+    duration_s: float,
+    min_duration_s: float,
+    quiet_s: float,
+    ready_file: Path | None = None,
 ) -> dict[str, Any]:
     """Transactions' scheduled send times and the alerts a read-committed consumer saw, matched by txn_id.
 
@@ -94,8 +108,12 @@ def alerts(
     last_alert_ms = [0.0]  # written by the alert reader only; read by the loop that decides when to stop
     stop = threading.Event()
 
+    readers_ready = threading.Barrier(3)
+
     def read_transactions() -> None:
         consumer = consumer_from(cfg, names.TOPIC_TRANSACTIONS, start_ms, read_committed=False)
+        consumer.consume(1, 0.5)
+        readers_ready.wait()
         try:
             while not stop.is_set():
                 for message in consumer.consume(1000, 0.1):
@@ -110,6 +128,8 @@ def alerts(
 
     def read_alerts() -> None:
         consumer = consumer_from(cfg, alerts_topic, start_ms, read_committed=True)
+        consumer.consume(1, 0.5)
+        readers_ready.wait()
         try:
             while not stop.is_set():
                 for message in consumer.consume(1000, 0.02):
@@ -127,6 +147,9 @@ def alerts(
     ]
     for thread in threads:
         thread.start()
+    readers_ready.wait()
+    if ready_file is not None:
+        ready_file.write_text("ready")
     started = time.monotonic()
     while time.monotonic() - started < duration_s:
         time.sleep(0.2)
@@ -170,15 +193,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         reader.add_argument("--out", type=Path, required=True)
         reader.add_argument("--min-duration", type=float, default=0.0)
         reader.add_argument("--quiet-s", type=float, default=3.0)
+        reader.add_argument("--ready-file", type=Path)
     args = parser.parse_args(argv)
     if args.probe == "floor-produce":
         result = floor_produce(args.topic, args.rate, args.duration, args.bytes, args.linger_ms)
         print(json.dumps(result))
         return 0
     if args.probe == "floor-consume":
-        result = floor_consume(args.topic, args.start_ms, args.duration)
+        result = floor_consume(args.topic, args.start_ms, args.duration, args.ready_file)
     else:
-        result = alerts(args.alerts_topic, args.start_ms, args.duration, args.min_duration, args.quiet_s)
+        result = alerts(
+            args.alerts_topic, args.start_ms, args.duration, args.min_duration, args.quiet_s, args.ready_file
+        )
     args.out.write_text(json.dumps(result))
     return 0
 

@@ -58,6 +58,14 @@ def _probe(*args: str) -> list[str]:
     return [sys.executable, "-m", "bench.probe", *args]
 
 
+def _wait_ready(ready: Path, probe: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        if probe.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the latency probe did not start reading")
+        time.sleep(0.05)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
 

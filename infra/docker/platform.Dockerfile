@@ -12,6 +12,8 @@
 ARG PYTHON_VERSION=3.11
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
+# An ARG before FROM is visible to FROM only: declare it again for the RUN steps below.
+ARG PYTHON_VERSION
 ARG UV_VERSION=0.13.8
 ENV HDP_APP=/opt/hybrid-platform \
     HDP_HOME=/opt/hdp/home \

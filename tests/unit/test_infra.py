@@ -353,6 +353,18 @@ def test_images_install_python_packages_from_the_lockfile_and_bake_the_jars() ->
         assert not re.search(r"https?://|curl |wget ", text), f"{dockerfile}: fetch through uv.lock/jars.toml only"
 
 
+@pytest.mark.parametrize("dockerfile", ["platform.Dockerfile", "flink.Dockerfile"])
+def test_dockerfile_variables_are_declared_in_the_build_stage(dockerfile: str) -> None:
+    """An ARG declared before FROM is empty after it: every ${X} a build step uses must be (re)declared."""
+    text = (DOCKER_DIR / dockerfile).read_text()
+    stage = text[text.rindex("\nFROM ") :]
+    stage_body = stage.split("\n", 1)[1]
+    declared = set(re.findall(r"^(?:ARG|ENV) (\w+)", stage_body, re.MULTILINE))
+    declared |= set(re.findall(r"^\s+(\w+)=", stage_body, re.MULTILINE))  # continuation lines of ENV
+    used = set(re.findall(r"\$\{(\w+)\}", stage_body)) - {"PATH"}
+    assert used <= declared, f"{dockerfile}: {sorted(used - declared)} not declared after FROM"
+
+
 def test_cluster_jars_follow_the_engine_versions() -> None:
     versions, entries = jars.load_manifest()
     cluster = {jar.artifact: jar for jar in entries if jars.CLUSTER_SET in jar.sets}

@@ -27,7 +27,7 @@ def _mb(value: int) -> str:
 
 
 def cmd_up(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
-    jars.ensure_all(cfg.jar_cache)
+    jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog))
     runtime.up(cfg, only=args.only or None)
     return cmd_status(argparse.Namespace(json=False), cfg)
 
@@ -56,7 +56,8 @@ def cmd_status(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 
 
 def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
-    classpaths = jars.ensure_all(cfg.jar_cache)
+    # Default: what this configuration needs; images name their sets (`--set spark --set cluster`).
+    classpaths = jars.ensure_all(cfg.jar_cache, args.sets or jars.sets_for(cfg.catalog))
     for name, paths in sorted(classpaths.items()):
         print(f"{name}: {len(paths)} jar(s) verified in {cfg.jar_cache}")
     return 0
@@ -64,7 +65,7 @@ def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 
 def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     started = time.monotonic()
-    jars.ensure_all(cfg.jar_cache)
+    jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog))
     runtime.up(cfg)
     summary = demo.run(cfg)
     streamed = summary["stream + measure latency"]
@@ -189,7 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="start the runtime and run the end-to-end scenario; leaves it up").set_defaults(
         func=cmd_demo
     )
-    sub.add_parser("jars", help="fetch and verify the pinned JVM jars (jars.toml)").set_defaults(func=cmd_jars)
+    jar_sets = sub.add_parser("jars", help="fetch and verify the pinned JVM jars (jars.toml)")
+    jar_sets.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        choices=[*jars.LOCAL_SETS, jars.CLUSTER_SET],
+        help="only this set (repeatable; default: the sets this configuration needs)",
+    )
+    jar_sets.set_defaults(func=cmd_jars)
     generate = sub.add_parser(
         "generate", help="send synthetic card payments (with fraud, late and malformed records) to Kafka"
     )

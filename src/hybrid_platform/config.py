@@ -51,7 +51,9 @@ class CatalogConfig:
     """The Iceberg catalog all three readers share (Spark, Flink, pyiceberg).
 
     Locally a JDBC catalog on an embedded SQLite file; on a cluster ``HDP_CATALOG_URI`` points at
-    Postgres (JDBC) and ``HDP_WAREHOUSE`` at object storage.
+    Postgres (JDBC) and ``HDP_WAREHOUSE`` at object storage (``s3://``, with ``HDP_S3_ENDPOINT`` for an
+    S3-compatible store such as MinIO). S3 credentials never pass through here: every reader takes them from
+    the standard AWS variables (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, or the pod's identity).
     """
 
     name: str
@@ -59,6 +61,17 @@ class CatalogConfig:
     warehouse: str
     jdbc_user: str
     jdbc_password: str
+    s3_endpoint: str = ""
+    s3_region: str = ""
+
+    @property
+    def on_object_storage(self) -> bool:
+        return self.warehouse.startswith(("s3://", "s3a://"))
+
+    @property
+    def needs_cluster_jars(self) -> bool:
+        """True when the engines need the ``cluster`` jars of jars.toml (Postgres driver, Iceberg's S3FileIO)."""
+        return self.uri.startswith("jdbc:postgresql:") or self.on_object_storage
 
     @property
     def sqlalchemy_uri(self) -> str:
@@ -82,10 +95,25 @@ class CatalogConfig:
         if self.jdbc_user:
             props["jdbc.user"] = self.jdbc_user
             props["jdbc.password"] = self.jdbc_password
+        if self.on_object_storage:
+            # Iceberg's own S3 client (iceberg-aws-bundle): no Hadoop S3A needed by either engine.
+            props["io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
+            if self.s3_endpoint:
+                props["s3.endpoint"] = self.s3_endpoint
+                # S3-compatible stores (MinIO, Ceph) address buckets by path, not by virtual host.
+                props["s3.path-style-access"] = "true"
+            if self.s3_region:
+                props["client.region"] = self.s3_region
         return props
 
     def pyiceberg_properties(self) -> dict[str, str]:
-        return {"type": "sql", "uri": self.sqlalchemy_uri, "warehouse": self.warehouse}
+        props = {"type": "sql", "uri": self.sqlalchemy_uri, "warehouse": self.warehouse}
+        if self.on_object_storage:
+            if self.s3_endpoint:
+                props["s3.endpoint"] = self.s3_endpoint
+            if self.s3_region:
+                props["s3.region"] = self.s3_region
+        return props
 
 
 @dataclass(frozen=True)
@@ -133,6 +161,8 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         warehouse=_env("HDP_WAREHOUSE", warehouse_dir.as_uri(), environ),
         jdbc_user=_env("HDP_CATALOG_USER", "", environ),
         jdbc_password=_env("HDP_CATALOG_PASSWORD", "", environ),
+        s3_endpoint=_env("HDP_S3_ENDPOINT", "", environ),
+        s3_region=_env("HDP_S3_REGION", "", environ),
     )
     return PlatformConfig(
         environment=_env("HDP_ENV", "ci" if _env("CI", "", environ) else "local", environ),

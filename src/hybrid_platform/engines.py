@@ -19,7 +19,7 @@ def spark_conf(cfg: PlatformConfig, app_name: str) -> dict[str, str]:
         "spark.app.name": app_name,
         "spark.master": cfg.spark_master,
         # Local jar paths from the verified cache: Spark never resolves packages over the network.
-        "spark.jars": ",".join(str(p) for p in jars.classpath(cfg.jar_cache, "spark")),
+        "spark.jars": ",".join(str(p) for p in jars.engine_classpath(cfg.jar_cache, "spark", cfg.catalog)),
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         catalog: "org.apache.iceberg.spark.SparkCatalog",
         "spark.sql.defaultCatalog": cfg.catalog.name,

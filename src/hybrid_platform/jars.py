@@ -15,10 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hybrid_platform.config import REPO_ROOT
+from hybrid_platform.config import REPO_ROOT, CatalogConfig
 
 MANIFEST = REPO_ROOT / "jars.toml"
 DEFAULT_REPOSITORY = "https://repo1.maven.org/maven2"
+#: The sets the local runtime needs. ``cluster`` (Postgres JDBC driver, Iceberg's S3FileIO: ~65 MB) is fetched
+#: only when the configuration points at a Postgres catalog or an s3:// warehouse, and baked into infra/ images.
+LOCAL_SETS = ("kafka", "spark", "flink")
+CLUSTER_SET = "cluster"
 
 
 class JarError(RuntimeError):
@@ -95,6 +99,17 @@ def ensure(jar: Jar, cache: Path, repository: str | None = None) -> Path:
             f"(kept as {bad}); a proxy or mirror served a different file, do not use it"
         )
     return target
+
+
+def sets_for(catalog: CatalogConfig) -> tuple[str, ...]:
+    """The jar sets this configuration needs: the local ones, plus ``cluster`` for Postgres/S3."""
+    return (*LOCAL_SETS, CLUSTER_SET) if catalog.needs_cluster_jars else LOCAL_SETS
+
+
+def engine_classpath(cache: Path, engine: str, catalog: CatalogConfig) -> list[Path]:
+    """An engine's jars (``spark`` or ``flink``) plus the ``cluster`` jars when the catalog needs them."""
+    extra = classpath(cache, CLUSTER_SET) if catalog.needs_cluster_jars else []
+    return [*classpath(cache, engine), *extra]
 
 
 def ensure_all(cache: Path, sets: Iterable[str] | None = None) -> dict[str, list[Path]]:

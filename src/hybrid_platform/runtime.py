@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from base64 import urlsafe_b64encode
@@ -224,7 +225,7 @@ def _flink_prepare(cfg: PlatformConfig) -> None:
     # The wheel's distribution jars, flink-python (Python UDFs on the TaskManager) and our pinned jars.
     for jar in [*sorted((wheel / "lib").glob("*.jar")), *sorted((wheel / "opt").glob("flink-python-*.jar"))]:
         (lib / jar.name).symlink_to(jar)
-    for jar in jars.classpath(cfg.jar_cache, "flink"):
+    for jar in jars.engine_classpath(cfg.jar_cache, "flink", cfg.catalog):
         (lib / jar.name).symlink_to(jar)
     for name in ("log4j.properties", "log4j-console.properties", "log4j-cli.properties", "logback.xml"):
         source = wheel / "conf" / name
@@ -267,6 +268,12 @@ def _flink_prepare(cfg: PlatformConfig) -> None:
         "web.cancel.enable": "true",
     }
     (conf / "config.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+
+
+def prepare_flink_client(cfg: PlatformConfig) -> None:
+    """The Flink client's lib/ and conf/ under ``HDP_HOME`` (what ``flink run`` needs), without starting a cluster:
+    the deployments in infra/ call it once where Airflow runs, so `hdp flink deploy` reaches a remote cluster."""
+    _flink_prepare(cfg)
 
 
 def _flink_command(script: str) -> Callable[[PlatformConfig], list[str]]:
@@ -680,6 +687,10 @@ def flink_run(
     command = ["bash", str(pyflink_home(cfg) / "bin" / "flink"), "run"]
     if detached:
         command.append("--detached")
+    rest = urllib.parse.urlsplit(cfg.flink_rest_url)
+    if rest.hostname != cfg.bind_host:
+        # A remote session cluster (Compose, Kubernetes): HDP_FLINK_REST_URL wins over the client's conf file.
+        command += ["-m", rest.netloc]
     command += extra_options or []
     command += ["-py", str(script), "-pyexec", str(cfg.flink_python), "-pyclientexec", str(cfg.flink_python)]
     env = {**os.environ, **flink_env(cfg), "HDP_HOME": str(cfg.home)}

@@ -48,3 +48,43 @@ def test_one_catalog_three_clients(tmp_path: Path) -> None:
     assert pg.java_properties()["jdbc.user"] == "u"
     with pytest.raises(config.ConfigError, match="HDP_CATALOG_URI"):
         _ = config.load({"HDP_CATALOG_URI": "jdbc:h2:mem:x"}).catalog.sqlalchemy_uri
+
+
+def test_local_catalog_needs_no_cluster_jars(tmp_path: Path) -> None:
+    from hybrid_platform import jars
+
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    assert not cfg.catalog.needs_cluster_jars
+    assert jars.sets_for(cfg.catalog) == jars.LOCAL_SETS
+    assert "io-impl" not in cfg.catalog.java_properties()
+
+
+def test_postgres_catalog_and_s3_warehouse_for_a_cluster() -> None:
+    from hybrid_platform import jars
+
+    cfg = config.load(
+        {
+            "HDP_CATALOG_URI": "jdbc:postgresql://postgres:5432/iceberg",
+            "HDP_CATALOG_USER": "iceberg",
+            "HDP_CATALOG_PASSWORD": "pw",
+            "HDP_WAREHOUSE": "s3://hdp-warehouse/warehouse",
+            "HDP_S3_ENDPOINT": "http://minio:9000",
+            "HDP_S3_REGION": "us-east-1",
+        }
+    )
+    assert cfg.catalog.needs_cluster_jars and jars.CLUSTER_SET in jars.sets_for(cfg.catalog)
+    java = cfg.catalog.java_properties()
+    assert java["io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
+    assert java["s3.endpoint"] == "http://minio:9000" and java["s3.path-style-access"] == "true"
+    assert java["client.region"] == "us-east-1"
+    assert cfg.catalog.sqlalchemy_uri == "postgresql+psycopg2://iceberg:pw@postgres:5432/iceberg"
+    py = cfg.catalog.pyiceberg_properties()
+    assert py["s3.endpoint"] == "http://minio:9000" and py["s3.region"] == "us-east-1"
+    # Credentials stay with the AWS variables; the catalog properties never carry them.
+    assert not any("secret" in key or "access-key" in key for key in {**java, **py})
+
+
+def test_aws_s3_needs_no_endpoint() -> None:
+    cfg = config.load({"HDP_WAREHOUSE": "s3://bucket/wh"})
+    java = cfg.catalog.java_properties()
+    assert java["io-impl"].endswith("S3FileIO") and "s3.endpoint" not in java and "s3.path-style-access" not in java

@@ -264,6 +264,7 @@ class _FakeProducer:
     """Records what would be sent and when; optionally fails every delivery."""
 
     sent: list[tuple[float, str, bytes | None, bytes]]
+    stamped: list[tuple[str, int]]  # (topic, the record's Kafka timestamp)
     config: dict[str, Any]
     fail = False
     stall_at: int | None = None  # the send that takes 200 ms (a GC pause, a slow moment)
@@ -271,10 +272,14 @@ class _FakeProducer:
     def __init__(self, conf: dict[str, Any]) -> None:
         type(self).config = conf
         type(self).sent = []
+        type(self).stamped = []
         self.callbacks: list[Callable[[Any, Any], None]] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: Callable[[Any, Any], None]) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None, on_delivery: Callable[[Any, Any], None], timestamp: int
+    ) -> None:
         self.sent.append((time.time() * 1000, topic, key, value))
+        self.stamped.append((topic, timestamp))
         self.callbacks.append(on_delivery)
         if len(self.sent) == self.stall_at:
             time.sleep(0.2)
@@ -330,6 +335,9 @@ def test_produce_paces_open_loop_and_stamps_event_time_at_send(
     assert len(late) == report.counts["late"] > 0
     assert all(-5 <= gap <= 300 + 20 for gap in on_time), "event_time is the wall clock at send (minus jitter)"
     assert all(5_000 - 5 <= gap <= 120_000 + 20 for gap in late)
+    # The Kafka timestamp is the scheduled send time, so the stall does not shift it (no coordinated omission).
+    stamps = [ts for topic, ts in fake_kafka.stamped if topic == names.TOPIC_TRANSACTIONS]
+    assert all(abs(ts - stamps[0] - i * 1000 / 400) <= 1 for i, ts in enumerate(stamps)), stamps[:60]
 
 
 def test_produce_raises_when_records_are_not_acknowledged(fake_kafka: type[_FakeProducer], tmp_path: Path) -> None:

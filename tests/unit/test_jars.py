@@ -31,7 +31,7 @@ def test_every_jar_is_pinned_with_a_checksum_and_a_reason() -> None:
     assert entries
     for jar in entries:
         assert re.fullmatch(r"[0-9a-f]{64}", jar.sha256), jar.coordinates
-        assert set(jar.sets) <= {"kafka", "spark", "flink"}
+        assert set(jar.sets) <= {*jars.LOCAL_SETS, jars.CLUSTER_SET}
         block = text.split(f'coordinates = "{jar.coordinates}"')[0].rstrip().splitlines()[-1]
         assert block.startswith("# "), f"{jar.coordinates} has no comment saying why"
 

@@ -37,8 +37,12 @@ def _spark(*args: str) -> tuple[dict[str, Any], float]:
 
 
 def _data_files(cfg: config.PlatformConfig, table: str) -> list[str]:
+    import logging
+
     from pyiceberg.catalog import load_catalog
 
+    # The catalog's V0 layout is deliberate (Java and pyiceberg share it); its notice is noise here.
+    logging.getLogger("pyiceberg.catalog.sql").setLevel(logging.ERROR)
     catalog = load_catalog(cfg.catalog.name, **cfg.catalog.pyiceberg_properties())
     return [task.file.file_path.removeprefix("file://") for task in catalog.load_table(table).scan().plan_files()]
 

@@ -118,7 +118,8 @@ def orchestration(ctx: Context) -> dict[str, Any]:
         done = subprocess.run(
             [airflow, "dags", "report", "--output", "json"], env=env, capture_output=True, text=True, check=True
         )
-        for row in json.loads(done.stdout[done.stdout.index("[") :]):
+        report_line = next(line for line in done.stdout.splitlines() if line.startswith("[{"))  # after log lines
+        for row in json.loads(report_line):
             # "duration" is the file's parse time, e.g. "0:00:00.116234"
             hours, minutes, seconds = str(row["duration"]).split(":")
             name = os.path.basename(str(row["file"])).removesuffix(".py")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
 
 from hybrid_platform import names
 from hybrid_platform.argparsing import OneLineParser
@@ -58,6 +58,25 @@ def file_stats(spark: SparkSession, table: str) -> dict[str, int]:
     }
 
 
+#: Concurrent commits the procedures can lose against: a streaming writer (lake_ingest commits at every
+#: checkpoint, merging manifests and writing an empty snapshot every few idle checkpoints) changed the table
+#: between planning and commit. The procedures are idempotent, so they are simply planned again.
+_CONFLICTS = ("ValidationException", "CommitFailedException")
+_ATTEMPTS = 5
+
+
+def call_procedure(spark: SparkSession, statement: str) -> list[Row]:
+    """``CALL ...`` retried when a concurrent commit won the race (the table changed under it)."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return spark.sql(statement).collect()
+        except Exception as error:  # py4j wraps the Iceberg exception; only its class name is reliable
+            if attempt == _ATTEMPTS or not any(name in str(error) for name in _CONFLICTS):
+                raise
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
 def maintain(
     spark: SparkSession,
     table: str,
@@ -70,16 +89,18 @@ def maintain(
     before = file_stats(spark, table)
     checksum_before = content_checksum(spark.table(table))
     started = time.monotonic()
-    rewritten = spark.sql(
+    rewritten = call_procedure(
+        spark,
         f"CALL {catalog}.system.rewrite_data_files(table => '{table}', options => map("
         f"'min-input-files', '2', 'target-file-size-bytes', '{TARGET_FILE_BYTES}', "
-        f"'delete-file-threshold', '1', 'remove-dangling-deletes', 'true'))"
-    ).first()
-    spark.sql(f"CALL {catalog}.system.rewrite_manifests('{table}')").collect()
-    expired = spark.sql(
+        f"'delete-file-threshold', '1', 'remove-dangling-deletes', 'true'))",
+    )[0]
+    call_procedure(spark, f"CALL {catalog}.system.rewrite_manifests('{table}')")
+    expired = call_procedure(
+        spark,
         f"CALL {catalog}.system.expire_snapshots(table => '{table}', "
-        f"older_than => TIMESTAMP '{expire_older_than:%Y-%m-%d %H:%M:%S}', retain_last => {retain_last})"
-    ).first()
+        f"older_than => TIMESTAMP '{expire_older_than:%Y-%m-%d %H:%M:%S}', retain_last => {retain_last})",
+    )[0]
     orphans = spark.sql(
         f"CALL {catalog}.system.remove_orphan_files(table => '{table}', "
         f"older_than => TIMESTAMP '{orphan_older_than:%Y-%m-%d %H:%M:%S}')"

@@ -32,7 +32,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, TaskGroup, TriggerRule, Variable, dag, get_current_context, task
+from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from hybrid_platform import names
@@ -103,11 +103,12 @@ def flink_jobs() -> None:
     )
     def health_check(job: str) -> dict[str, Any]:
         from hybrid_platform import config, flink_lifecycle
+        from hybrid_platform.orchestration import variable
 
         thresholds = flink_lifecycle.HealthThresholds(
-            max_checkpoint_age_s=float(Variable.get("flink_max_checkpoint_age_s", default="120")),
-            max_consumer_lag=int(Variable.get("flink_max_consumer_lag", default="100000")),
-            max_alert_p99_ms=float(Variable.get("flink_max_alert_p99_ms", default="10000")),
+            max_checkpoint_age_s=float(variable("flink_max_checkpoint_age_s")),
+            max_consumer_lag=int(variable("flink_max_consumer_lag")),
+            max_alert_p99_ms=float(variable("flink_max_alert_p99_ms")),
         )
         report = flink_lifecycle.wait_healthy(config.load(), job, thresholds, HEALTH_SETTLE.total_seconds())
         print(report.summary())
@@ -118,9 +119,10 @@ def flink_jobs() -> None:
     @task(multiple_outputs=False, execution_timeout=timedelta(minutes=10))
     def savepoint(job: str) -> dict[str, Any]:
         from hybrid_platform import config, flink_lifecycle
+        from hybrid_platform.orchestration import variable
 
         forced = get_current_context()["params"]["action"] == "savepoint"
-        max_age_s = 0.0 if forced else float(Variable.get("flink_savepoint_max_age_h", default="6")) * 3600
+        max_age_s = 0.0 if forced else float(variable("flink_savepoint_max_age_h")) * 3600
         result = flink_lifecycle.periodic_savepoint(config.load(), job, max_age_s)
         print(f"{job}: {'took ' if result.taken else 'kept '}{result.location} ({result.reason})")
         return result.to_dict()

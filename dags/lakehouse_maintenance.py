@@ -23,12 +23,18 @@ from hybrid_platform import names
 
 RAW_TABLES = [names.RAW_TRANSACTIONS, names.RAW_FRAUD_LABELS, names.RAW_FRAUD_ALERTS, names.RAW_TRANSACTIONS_DLQ]
 PUBLISHED_TABLES = [names.SILVER_TRANSACTIONS, *names.GOLD_TABLES]
-RETENTION = "{{ var.value.get('snapshot_retention_hours', '72') }}"
-ORPHAN_AGE = "{{ var.value.get('orphan_min_age_hours', '24') }}"
 
 
-def _maintenance_args(tables: list[str], retention: str, orphan_age: str) -> list[str]:
-    args = ["--snapshot-retention-hours", retention, "--orphan-min-age-hours", orphan_age]
+def _maintenance_args(tables: list[str]) -> list[str]:
+    """The job's arguments, with the retention settings read from Airflow Variables when the task runs."""
+    from hybrid_platform.orchestration import variable
+
+    args = [
+        "--snapshot-retention-hours",
+        variable("snapshot_retention_hours"),
+        "--orphan-min-age-hours",
+        variable("orphan_min_age_hours"),
+    ]
     for table in tables:
         args += ["--table", table]
     return args
@@ -45,16 +51,16 @@ def _maintenance_args(tables: list[str], retention: str, orphan_age: str) -> lis
 )
 def lakehouse_maintenance() -> None:
     @task
-    def compact_raw(retention: str = RETENTION, orphan_age: str = ORPHAN_AGE) -> None:
+    def compact_raw() -> None:
         from hybrid_platform.orchestration import spark_submit
 
-        spark_submit("spark_jobs.maintenance", _maintenance_args(RAW_TABLES, retention, orphan_age))
+        spark_submit("spark_jobs.maintenance", _maintenance_args(RAW_TABLES))
 
     @task
-    def compact_published(retention: str = RETENTION, orphan_age: str = ORPHAN_AGE) -> None:
+    def compact_published() -> None:
         from hybrid_platform.orchestration import spark_submit
 
-        spark_submit("spark_jobs.maintenance", _maintenance_args(PUBLISHED_TABLES, retention, orphan_age))
+        spark_submit("spark_jobs.maintenance", _maintenance_args(PUBLISHED_TABLES))
 
     compact_raw() >> compact_published()
 

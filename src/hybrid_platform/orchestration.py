@@ -42,6 +42,13 @@ VARIABLE_DEFAULTS = {
 }
 
 
+def variable(name: str) -> str:
+    """An Airflow Variable the DAGs read, at task run time, falling back to its default above."""
+    from airflow.sdk import Variable
+
+    return str(Variable.get(name, default=VARIABLE_DEFAULTS[name]))
+
+
 def asset_uri(table: str, catalog: str = "lakehouse") -> str:
     """The Airflow Asset URI of a lakehouse table (``iceberg://lakehouse/silver/transactions``)."""
     return f"iceberg://{catalog}/{table.replace('.', '/')}"

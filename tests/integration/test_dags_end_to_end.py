@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from datetime import date
 from typing import Any
@@ -78,3 +79,20 @@ def test_fraud_model_training_promotes_a_model(local_runtime: PlatformConfig, sp
     after = registry.champion_version()
     assert after is not None and after != before, output[-3000:]
     assert registry.get(after).trained_on["table"] == names.SILVER_TRANSACTIONS
+
+
+def test_lakehouse_maintenance_compacts_what_the_day_published(
+    local_runtime: PlatformConfig, spark: Any, seeded: Any
+) -> None:
+    """The nightly DAG with its Variables' defaults: every table maintained, content unchanged."""
+    from pyiceberg.catalog import load_catalog
+
+    catalog = load_catalog(local_runtime.catalog.name, **local_runtime.catalog.pyiceberg_properties())
+    silver = catalog.load_table(names.SILVER_TRANSACTIONS)
+    snapshot_before = silver.current_snapshot()
+    output = _dags_test(local_runtime, "lakehouse_maintenance", "2026-11-17T06:00:00+00:00")
+    # The job prints each table's report (spark-submit output is the task's log): every table kept its content.
+    assert "content_unchanged" in output and not re.search(r"content_unchanged\W+false", output), output[-3000:]
+    assert _rows(local_runtime, names.SILVER_TRANSACTIONS, DAY) == seeded["transactions"]
+    silver.refresh()
+    assert snapshot_before is not None and silver.current_snapshot() is not None

@@ -96,12 +96,11 @@ def test_history_is_pruned_to_the_longest_window_and_the_gap_survives_it() -> No
     state = CardState()
     state.pending = [_event("a", T0), _event("b", T0 + 1_000, offset=1)]
     release_due(state, T0 + 1_000)
-    assert job.next_timer(state) == T0 + 1_000 + 3_600_000 + 1
-    state.prune(T0 + 1_000 + 3_600_000 + 1 - 3_600_000 + 1)
-    assert state.history_ts == [] and job.next_timer(state) is None
+    assert job.next_timer(state) is None and state.history_ts == [T0, T0 + 1_000]
     state.pending = [_event("c", T0 + 10 * 3_600_000, offset=2)]
     ((_, later),) = release_due(state, T0 + 10 * 3_600_000)
     assert (later[features.PREVIOUS_GAP_FEATURE], later["txn_count_1h"]) == ((10 * 3_600_000 - 1_000) / 1000, 1.0)
+    assert state.history_ts == [T0 + 10 * 3_600_000]  # the older hour was pruned when c was released
 
 
 def test_pending_events_wait_for_the_watermark_and_set_the_next_timer() -> None:
@@ -165,3 +164,15 @@ def test_realtime_trigger_fails_with_one_line(capsys: pytest.CaptureFixture[str]
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Real-Time Mode" in error and "stateless" in error
+
+
+def test_progress_line_sums_the_batches_since_the_last_line() -> None:
+    progress = [
+        {"batchId": 4, "numInputRows": 300, "durationMs": {"triggerExecution": 200}},
+        {"batchId": 5, "numInputRows": 100, "durationMs": {"triggerExecution": 200}, "eventTime": {"watermark": "W"}},
+    ]
+    line = job.progress_line(progress)
+    assert line == (
+        "streaming_scoring: batch 5, 400 rows in 2 batches, 1,000 rows/s while busy, last batch 200 ms, watermark W"
+    )
+    assert "no micro-batch" in job.progress_line([])

@@ -7,10 +7,12 @@ topics (default ``fraud_alerts_spark`` / ``transactions_dlq_spark``) so both eng
   more than a minute ahead of it (Flink's rule); watermark = max event time - 200 ms;
 - parse and validate with ``hybrid_platform.events.parse_transaction`` in one Arrow (pandas) UDF per
   micro-batch; malformed records go to the DLQ topic with the reason, the job never fails on data;
-- per-card features of ``hybrid_platform.features`` in Spark state (``transformWithStateInPandas`` keyed
-  by ``card_id``, RocksDB state store): an on-time event waits in state until the watermark passes it,
-  then the card's due events are scored in event-time order, exactly as Flink's event-time OVER windows
-  emit them (the current event is in its own windows; events with the same time are each other's peers);
+- per-card features of ``hybrid_platform.features`` in Spark state (``transformWithState``, state API v2,
+  keyed by ``card_id``, RocksDB state store, one event-time timer per card with pending events): an
+  on-time event waits in state until the watermark passes it, then the card's due events are scored in
+  event-time order, exactly as Flink's event-time OVER windows emit them (the current event is in its own
+  windows; events with the same time are each other's peers). A card keeps its last hour of events
+  (pruned when it is next seen) and its previous event time for good, as Flink's 2-row frame does;
 - events at or behind the watermark skip the windows and are scored on their stateless signals
   (``late_event``), as Flink does;
 - score = ``hybrid_platform.rules.score_transaction`` with the registry's champion (hot reloaded);
@@ -31,7 +33,27 @@ event-time ``transformWithState`` would silently drop late events; the watermark
 projected away before the stateful operator (which still receives the query's watermark through
 ``TimerValues``), and the processor itself routes late events to stateless scoring like Flink does.
 
-**Real-Time Mode** (``--trigger realtime``) is refused: see ``REAL_TIME_MODE_UNSUPPORTED``.
+**Cost of Python state** (measured on the shared 2-core machine, niced, load average ~20, so read as
+ratios): parsing is ~35 us per record in the Arrow UDF; each call of the Python state API
+(get/update/timer) is a round trip to the JVM's state server, ~6 per event here, and dominates.
+``transformWithStateInPandas`` builds a pandas DataFrame per card and micro-batch, which with one or two
+events per card cost more than everything else: 60,000 events (50,913 cards) took 100 s of input
+processing with it and 61 s with the Row-based ``transformWithState`` used here. This is the Spark
+counterpart of the PyFlink finding that per-key state in Python costs orders of magnitude (the Flink job
+keeps its windows in JVM SQL); a JVM (Scala) processor would remove it, at the price of the shared Python
+feature/rule code.
+
+**Real-Time Mode** (``--trigger realtime``) is refused with one line (``REAL_TIME_MODE_UNSUPPORTED``).
+Evidence, for pyspark 4.1.3: ``DataStreamWriter.trigger`` accepts only processingTime, once, continuous
+and availableNow (the JVM has ``Trigger.RealTime``, PySpark does not expose it); the operator allowlist in
+``RealTimeModeAllowlist`` (spark-sql 4.1.3) lists only stateless nodes (project, filter, union, broadcast
+joins, Kafka scan/write...) — no ``TransformWithState*``/state store node, no shuffle exchange, no event-time
+watermark and no Python UDF evaluation node — and Real-Time Mode requires Update output mode; the 4.1 guide
+says it "supports stateless queries only", transformWithState being planned from 4.3 (whose guide lists
+the JVM transformWithState only). Forced through py4j (the JVM's ``Trigger.RealTime("5 seconds")``) on
+this query: in Append mode it is refused at start (``STREAMING_REAL_TIME_MODE.OUTPUT_MODE_NOT_SUPPORTED``);
+in Update mode it fails in its first batch (``STDS_FAILED_TO_READ_OPERATOR_METADATA`` from
+``TransformWithStateExecBase.validateAndWriteStateSchema``).
 
 Run: ``python -m spark_jobs.streaming_scoring --trigger asap`` (checkpoint in
 ``<HDP_HOME>/spark/checkpoints/streaming_scoring``; delete it, or pass ``--checkpoint-dir``, to start over).

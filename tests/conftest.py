@@ -67,6 +67,24 @@ def local_runtime(platform_cfg: config.PlatformConfig) -> Iterator[config.Platfo
 
 
 @pytest.fixture(scope="session")
+def kafka_runtime(platform_cfg: config.PlatformConfig) -> Iterator[config.PlatformConfig]:
+    """Only the private runtime's Kafka, for tests that need nothing else (a Spark streaming job).
+
+    The same private state folder and ports as ``local_runtime``: if both run in one session, ``up`` skips
+    what already runs, and whichever finishes last stops everything and checks for leftovers.
+    """
+    try:
+        runtime.up(platform_cfg, only=["kafka"])
+    except BaseException:
+        runtime.down(platform_cfg)
+        raise
+    state = runtime.running(platform_cfg, "kafka")
+    yield platform_cfg
+    runtime.down(platform_cfg)
+    assert not (state and runtime.session_members(state.pid)), "Kafka processes left after down"
+
+
+@pytest.fixture(scope="session")
 def spark(platform_cfg: config.PlatformConfig) -> Iterator[object]:
     """One local[2] SparkSession on the private catalog for the whole session."""
     from spark_jobs.session import build_session

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hybrid_platform import airflow_client, config, demo, flink_ops, generator, jars, latency, runtime
+from hybrid_platform import airflow_client, config, demo, flink_ops, generator, jars, latency, names, runtime
 from hybrid_platform.argparsing import OneLineParser
 from hybrid_platform.java import JavaError
 
@@ -139,7 +139,7 @@ def cmd_flink(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 
 
 def cmd_latency(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
-    report = latency.measure(cfg, args.duration)
+    report = latency.measure(cfg, args.duration, alerts_topic=args.alerts_topic)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
 
@@ -232,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     measure = sub.add_parser("latency", help="end-to-end alert latency (produced -> read-committed alert)")
     measure.add_argument("--duration", type=_positive_number, default=30.0, metavar="S", help="seconds to measure")
     measure.add_argument("--json", action="store_true", help="machine-readable report")
+    measure.add_argument(
+        "--alerts-topic",
+        default=names.TOPIC_FRAUD_ALERTS,
+        metavar="TOPIC",
+        help="alerts of which job (default fraud_alerts, Flink; fraud_alerts_spark for the Spark streaming job)",
+    )
     measure.set_defaults(func=cmd_latency)
     return parser
 

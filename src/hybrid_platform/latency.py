@@ -69,8 +69,18 @@ def consumer_from(cfg: PlatformConfig, topic: str, start_ms: int, read_committed
     return consumer
 
 
-def measure(cfg: PlatformConfig, duration_s: float, start_ms: int | None = None, grace_s: float = 3.0) -> LatencyReport:
-    """Read both topics for ``duration_s`` (+ ``grace_s`` for the last alerts) and match alerts to transactions."""
+def measure(
+    cfg: PlatformConfig,
+    duration_s: float,
+    start_ms: int | None = None,
+    grace_s: float = 3.0,
+    alerts_topic: str = names.TOPIC_FRAUD_ALERTS,
+) -> LatencyReport:
+    """Read both topics for ``duration_s`` (+ ``grace_s`` for the last alerts) and match alerts to transactions.
+
+    ``alerts_topic`` selects the engine measured: Flink's ``fraud_alerts`` by default, or another job's
+    alerts topic in the same contract (``spark_jobs.streaming_scoring`` writes ``fraud_alerts_spark``).
+    """
     start_ms = start_ms if start_ms is not None else int(time.time() * 1000)
     produced_at: dict[str, int] = {}
     alert_seen_at: dict[str, float] = {}
@@ -94,7 +104,7 @@ def measure(cfg: PlatformConfig, duration_s: float, start_ms: int | None = None,
             consumer.close()
 
     def read_alerts() -> None:
-        consumer = consumer_from(cfg, names.TOPIC_FRAUD_ALERTS, start_ms, read_committed=True)
+        consumer = consumer_from(cfg, alerts_topic, start_ms, read_committed=True)
         try:
             while not stop.is_set():
                 for message in consumer.consume(500, 0.05):

@@ -36,3 +36,64 @@ def test_local_uris_compare_in_flinks_form(tmp_path: Path) -> None:
 def test_unknown_job_is_one_clear_line() -> None:
     with pytest.raises(flink_ops.FlinkOpsError, match="unknown job 'nope'; choose one of: fraud_scoring, lake_ingest"):
         flink_ops._check_job("nope")
+
+
+class _FakeMessage:
+    def __init__(self, value: bytes, timestamp_ms: int) -> None:
+        self._value, self._timestamp_ms = value, timestamp_ms
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self._timestamp_ms)
+
+
+class _FakeConsumer:
+    """Hands out its messages once, then nothing (a topic with no more traffic)."""
+
+    def __init__(self, messages: list[_FakeMessage]) -> None:
+        self.messages = messages
+
+    def consume(self, count: int, timeout: float) -> list[_FakeMessage]:
+        handed, self.messages = self.messages, []
+        return handed
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("alerts_topic", [None, "fraud_alerts_spark"])
+def test_measure_reads_the_alerts_topic_it_is_given(monkeypatch: pytest.MonkeyPatch, alerts_topic: str | None) -> None:
+    import time
+
+    from hybrid_platform import config, latency, names
+
+    produced_at = int(time.time() * 1000) - 250
+    opened: list[tuple[str, bool]] = []
+
+    def fake_consumer(cfg: object, topic: str, start_ms: int, read_committed: bool) -> _FakeConsumer:
+        opened.append((topic, read_committed))
+        if topic == names.TOPIC_TRANSACTIONS:
+            return _FakeConsumer([_FakeMessage(b'{"txn_id": "t1"}', produced_at)])
+        return _FakeConsumer([_FakeMessage(b'{"txn_id": "t1"}', 0)])
+
+    monkeypatch.setattr(latency, "_consumer_from", fake_consumer)
+    options = {} if alerts_topic is None else {"alerts_topic": alerts_topic}
+    report = latency.measure(config.load(), duration_s=0.1, grace_s=0.0, **options)
+
+    assert sorted(opened) == sorted(
+        [(names.TOPIC_TRANSACTIONS, False), (alerts_topic or names.TOPIC_FRAUD_ALERTS, True)]
+    )
+    assert report.alerts_matched == 1 and report.p50_ms is not None and report.p50_ms >= 250
+
+
+def test_latency_cli_takes_an_alerts_topic() -> None:
+    from hybrid_platform import cli
+
+    args = cli.build_parser().parse_args(["latency", "--alerts-topic", "fraud_alerts_spark", "--duration", "5"])
+    assert args.alerts_topic == "fraud_alerts_spark"
+    assert cli.build_parser().parse_args(["latency"]).alerts_topic == "fraud_alerts"

@@ -23,7 +23,7 @@ from flink_jobs.fraud_scoring import (
     source_ddl,
 )
 from hybrid_platform import config, features, names, rules
-from hybrid_platform.model import HIGH_RISK_MCCS, RULES_ONLY_VERSION
+from hybrid_platform.model import RULES_ONLY_VERSION
 
 JOB_NAME = "fraud_scoring_sql"
 
@@ -32,33 +32,9 @@ def _field(name: str) -> str:
     return f"JSON_VALUE(CAST(`raw` AS STRING), '$.{name}')"
 
 
-def rule_conditions(is_late: bool) -> list[tuple[str, float, str]]:
-    """(reason, weight, SQL condition) per rule, mirroring ``hybrid_platform.rules`` (unit-tested there)."""
-    mccs = ", ".join(f"'{mcc}'" for mcc in sorted(HIGH_RISK_MCCS))
-    stateful = [
-        (
-            "card_testing",
-            0.7,
-            f"txn_count_1m >= {rules.CARD_TESTING_MIN_TXNS_1M} AND amount <= {rules.CARD_TESTING_MAX_AMOUNT}",
-        ),
-        (
-            "geo_velocity",
-            0.6,
-            f"distinct_countries_10m >= {rules.GEO_VELOCITY_MIN_COUNTRIES_10M} AND seconds_since_prev_txn >= 0 "
-            f"AND seconds_since_prev_txn < {rules.GEO_VELOCITY_MAX_GAP_S}",
-        ),
-        ("velocity_burst", 0.4, f"txn_count_1h >= {rules.VELOCITY_BURST_MIN_TXNS_1H}"),
-    ]
-    stateless = [
-        ("high_risk_mcc_large_amount", 0.45, f"mcc IN ({mccs}) AND amount >= {rules.HIGH_RISK_MCC_MIN_AMOUNT}"),
-        ("amount_spike", 0.3, f"amount >= {rules.AMOUNT_SPIKE_MIN_AMOUNT}"),
-    ]
-    return stateless if is_late else stateful + stateless
-
-
 def score_sql(is_late: bool) -> tuple[str, str]:
     """(score expression, reasons-string expression): ``1 - prod(1 - weight)`` over the fired rules."""
-    conditions = rule_conditions(is_late)
+    conditions = rules.sql_rule_conditions(is_late)
     score = "1.0 - " + " * ".join(f"(CASE WHEN {cond} THEN {1.0 - w:.2f} ELSE 1.0 END)" for _, w, cond in conditions)
     reasons = [f"CASE WHEN {cond} THEN '{reason}' END" for reason, _, cond in conditions]
     if is_late:

@@ -126,3 +126,26 @@ def score_transaction(
     if is_late and score > 0.0:
         reasons.append(LATE_EVENT_REASON)
     return score, reasons, model_version
+
+
+#: The rules as SQL predicates over the feature columns, for the SQL-only benchmark variant of fraud_scoring
+#: (``flink_jobs/fraud_scoring_sql.py``). Same names, weights and thresholds; a unit test checks each
+#: predicate against its Python rule.
+_SQL_PREDICATES = {
+    "card_testing": f"txn_count_1m >= {CARD_TESTING_MIN_TXNS_1M} AND amount <= {CARD_TESTING_MAX_AMOUNT}",
+    "geo_velocity": (
+        f"distinct_countries_10m >= {GEO_VELOCITY_MIN_COUNTRIES_10M} AND seconds_since_prev_txn >= 0 "
+        f"AND seconds_since_prev_txn < {GEO_VELOCITY_MAX_GAP_S}"
+    ),
+    "high_risk_mcc_large_amount": (
+        f"mcc IN ({', '.join(repr(m) for m in sorted(HIGH_RISK_MCCS))}) AND amount >= {HIGH_RISK_MCC_MIN_AMOUNT}"
+    ),
+    "velocity_burst": f"txn_count_1h >= {VELOCITY_BURST_MIN_TXNS_1H}",
+    "amount_spike": f"amount >= {AMOUNT_SPIKE_MIN_AMOUNT}",
+}
+
+
+def sql_rule_conditions(is_late: bool) -> list[tuple[str, float, str]]:
+    """``(reason, weight, SQL predicate)`` of the rules a (late or on-time) transaction is scored with."""
+    chosen = STATELESS_RULES if is_late else RULES
+    return [(rule.check.__name__, rule.weight, _SQL_PREDICATES[rule.check.__name__]) for rule in chosen]

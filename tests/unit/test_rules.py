@@ -194,3 +194,33 @@ def test_late_event_is_still_scored_by_the_model() -> None:
     assert score == pytest.approx(sigmoid(2.0))
     assert reasons == ["model:lr-test", "late_event"]
     assert version == "lr-test"
+
+
+def test_sql_rule_predicates_match_the_python_rules() -> None:
+    """The SQL-only benchmark variant scores with these predicates: each must fire exactly when its rule does."""
+    import random
+
+    from hybrid_platform import rules as rules_module
+
+    rng = random.Random(11)
+    mccs = [*sorted(rules_module.HIGH_RISK_MCCS), "5411", "5812"]
+    for is_late in (False, True):
+        conditions = rules_module.sql_rule_conditions(is_late)
+        chosen = rules_module.STATELESS_RULES if is_late else rules_module.RULES
+        assert [(c[0], c[1]) for c in conditions] == [(r.check.__name__, r.weight) for r in chosen]
+        for _ in range(2000):
+            features = {
+                "txn_count_1m": float(rng.randint(0, 8)),
+                "amount_sum_1m": 0.0,
+                "distinct_countries_10m": float(rng.randint(0, 3)),
+                "txn_count_1h": float(rng.randint(0, 30)),
+                "amount_sum_1h": 0.0,
+                "seconds_since_prev_txn": rng.choice([-1.0, 0.0, 30.0, 599.9, 600.0, 5000.0]),
+            }
+            amount = rng.choice([1.0, 4.99, 5.0, 5.01, 499.99, 500.0, 1999.0, 2000.0, 9000.0])
+            mcc = rng.choice(mccs)
+            python_expression_vars = {**features, "amount": amount, "mcc": mcc}
+            for (reason, _, predicate), rule in zip(conditions, chosen, strict=True):
+                as_python = predicate.replace(" AND ", " and ").replace(" IN (", " in (")
+                fired_sql = bool(eval(as_python, {}, python_expression_vars))
+                assert fired_sql == (rule.check(features, amount, mcc) is not None), (reason, features, amount, mcc)

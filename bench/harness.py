@@ -82,7 +82,7 @@ PROFILES: dict[str, Profile] = {
     # For the harness's own test: every code path that does not need minutes.
     "smoke": Profile(
         name="smoke",
-        legs=("footprint", "kafka_floor", "batch"),
+        legs=("kafka_floor", "batch"),
         repeats=2,
         floor_rate=500,
         floor_duration_s=2.0,

@@ -148,18 +148,23 @@ def audit(uv: str) -> tuple[list[Finding], list[str]]:
         unreachable = [f"{name}=={version}" for (name, version), project in projects.items() if project is None]
         if unreachable:
             raise RuntimeError(f"{environment}: PyPI has no data for {', '.join(unreachable[:5])}: audit incomplete")
-        newest_equal = 0
+        behind = []
         for (name, version), project in projects.items():
             assert project is not None
             findings.update(newest_release_findings(name, version, project))
             info = project.get("info")
-            newest_equal += isinstance(info, dict) and info.get("version") == version
+            newest = info.get("version") if isinstance(info, dict) else None
+            if newest != version:
+                behind.append(f"{name}=={version} (newest {newest})")
+        newest_equal = len(skipped) - len(behind)
         line = f"{environment}: {len(dependencies)} pins; {len(audited)} audited per release by pip-audit"
         if skipped:
             line += (
                 f"; {len(skipped)} without PyPI's per-release API here, checked against their newest release's"
                 f" advisories and yanked flags ({newest_equal} of them pin the newest release, so exactly)"
             )
+        if behind:
+            line += f"; advisories fixed before the newest release are not visible for: {', '.join(sorted(behind))}"
         coverage.append(line)
     return sorted(findings, key=lambda item: (item.package, item.advisory)), coverage
 

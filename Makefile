@@ -18,7 +18,7 @@ BENCH_ARGS ?=
 # The browser the Airflow UI test drives (through Playwright): Debian's chromium, never Playwright's download.
 export HDP_CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup setup-browser demo up down status test test-unit test-integration infra-check bench lint format typecheck clean
+.PHONY: help setup setup-browser demo up down status test test-unit test-integration infra-check bench lint format typecheck security clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,6 +81,10 @@ test-integration: setup setup-browser ## Integration tests against real services
 
 infra-check: $(VENV)/.synced ## Validate infra/ offline (Compose and k8s schemas incl. CRDs, version matrix, ports, secrets); part of `make test`
 	$(VENV)/bin/pytest tests/unit/test_infra.py $(PYTEST_ARGS)
+
+security: $(VENV)/.synced ## Secret scan of every tracked file (detect-secrets) and vulnerability audit of uv.lock, both environments
+	git ls-files -z | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline .secrets.baseline
+	UV=$(UV) $(VENV)/bin/python tools/audit_dependencies.py
 
 test: setup setup-browser lint typecheck ## Everything CI runs: hygiene, unit and integration tests
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
-from hybrid_platform import config, features, names
+from hybrid_platform import config, events, features, names
 from hybrid_platform.config import REPO_ROOT
 from hybrid_platform.model import registry_root
 from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD
@@ -74,10 +74,21 @@ CREATE TEMPORARY TABLE {table} (
 
 
 def exactly_once_kafka_sink_ddl(
-    table: str, columns: str, topic: str, bootstrap: str, transactional_id_prefix: str, key: str | None = None
+    table: str,
+    columns: str,
+    topic: str,
+    bootstrap: str,
+    transactional_id_prefix: str,
+    key: str | None = None,
+    max_record_bytes: int | None = None,
 ) -> str:
-    """A Kafka sink writing JSON through Kafka transactions committed at each checkpoint."""
+    """A Kafka sink writing JSON through Kafka transactions committed at each checkpoint.
+
+    ``max_record_bytes`` raises the producer's 1 MiB ``max.request.size`` (the topic must allow as much).
+    """
     key_options = f"'key.format' = 'raw', 'key.fields' = '{key}', 'value.fields-include' = 'ALL'," if key else ""
+    if max_record_bytes:
+        key_options += f"'properties.max.request.size' = '{max_record_bytes}',"
     return f"""
 CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   'connector' = 'kafka',
@@ -239,7 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     t_env.execute_sql(
         exactly_once_kafka_sink_ddl(
-            "dlq_sink", DLQ_COLUMNS, names.TOPIC_TRANSACTIONS_DLQ, cfg.kafka_bootstrap, f"{job}-dlq"
+            "dlq_sink",
+            DLQ_COLUMNS,
+            names.TOPIC_TRANSACTIONS_DLQ,
+            cfg.kafka_bootstrap,
+            f"{job}-dlq",
+            # A DLQ record carries the rejected record whole: up to 4/3 of a 1 MiB record (see events).
+            max_record_bytes=events.DLQ_MAX_MESSAGE_BYTES,
         )
     )
     settings = ScoringSettings(args.alert_threshold, args.model_registry, args.model_reload_interval_s)

@@ -26,7 +26,7 @@ from typing import Any
 from pyspark.sql import Row, SparkSession
 
 from hybrid_platform import names
-from hybrid_platform.argparsing import OneLineParser
+from hybrid_platform.argparsing import OneLineParser, non_negative_number, positive_int, positive_number
 from spark_jobs import tables
 from spark_jobs.daily_etl import content_checksum
 
@@ -149,10 +149,12 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--table", action="append", help=f"repeatable (default: {', '.join(DEFAULT_TABLES)})")
-    parser.add_argument("--snapshot-retention-hours", type=float, default=72.0, help="time travel kept (72)")
-    parser.add_argument("--retain-last", type=int, default=5, help="snapshots always kept (5)")
+    parser.add_argument(
+        "--snapshot-retention-hours", type=non_negative_number, default=72.0, help="time travel kept (72)"
+    )
+    parser.add_argument("--retain-last", type=positive_int, default=5, help="snapshots always kept (5)")
     # Well beyond any checkpoint interval or batch write: a file this old and unreferenced is an orphan.
-    parser.add_argument("--orphan-min-age-hours", type=float, default=24.0, help="orphan safety margin (24)")
+    parser.add_argument("--orphan-min-age-hours", type=positive_number, default=24.0, help="orphan safety margin (24)")
     args = parser.parse_args(argv)
     cfg = config.load()
     spark = build_session("lakehouse_maintenance", cfg)

@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from hybrid_platform import generator, names
-from hybrid_platform.argparsing import OneLineParser, iso_date
+from hybrid_platform.argparsing import OneLineParser, iso_date, non_negative_int, positive_int
 from spark_jobs import tables
 
 DAY_MS = 86_400_000
@@ -185,8 +185,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--date", type=iso_date, required=True, help="UTC day, YYYY-MM-DD")
-    parser.add_argument("--transactions", type=int, default=1_000_000, help="generated transactions (default 1M)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--transactions", type=positive_int, default=1_000_000, help="generated transactions (default 1M)"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=42)
     parser.add_argument(
         "--labels-as-of",
         type=iso_date,

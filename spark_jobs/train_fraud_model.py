@@ -60,7 +60,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from hybrid_platform import config, names, rules
-from hybrid_platform.argparsing import OneLineParser, iso_date
+from hybrid_platform.argparsing import (
+    OneLineParser,
+    iso_date,
+    non_negative_int,
+    non_negative_number,
+    positive_int,
+    share,
+)
 from hybrid_platform.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from hybrid_platform.model import (
     CHANNEL_INPUTS,
@@ -651,16 +658,25 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--as-of", type=iso_date, required=True, help="training cutoff: the end of this UTC day")
-    parser.add_argument("--holdout-share", type=float, default=DEFAULT_HOLDOUT_SHARE, help="newest share held out")
-    parser.add_argument("--alert-budget", type=float, default=DEFAULT_ALERT_BUDGET, help="share of alerts reviewed")
-    parser.add_argument("--top-countries", type=int, default=DEFAULT_TOP_COUNTRIES)
-    parser.add_argument("--reg-param", type=float, default=DEFAULT_REG_PARAM, help="L2 regularisation")
-    parser.add_argument("--min-gain", type=float, default=DEFAULT_MIN_GAIN, help="AUC-PR gain over the champion")
-    parser.add_argument("--min-rows", type=int, default=DEFAULT_MIN_ROWS, help="smallest acceptable training set")
+    parser.add_argument("--holdout-share", type=share, default=DEFAULT_HOLDOUT_SHARE, help="newest share held out")
+    parser.add_argument("--alert-budget", type=share, default=DEFAULT_ALERT_BUDGET, help="share of alerts reviewed")
+    parser.add_argument("--top-countries", type=positive_int, default=DEFAULT_TOP_COUNTRIES)
+    parser.add_argument("--reg-param", type=non_negative_number, default=DEFAULT_REG_PARAM, help="L2 regularisation")
     parser.add_argument(
-        "--maturity-days", type=int, default=0, help="leave out the newest N days (their fraud is not reported yet)"
+        "--min-gain", type=non_negative_number, default=DEFAULT_MIN_GAIN, help="AUC-PR gain over the champion"
     )
-    parser.add_argument("--lookback-days", type=int, help="train on the last N days only (default: all of silver)")
+    parser.add_argument(
+        "--min-rows", type=positive_int, default=DEFAULT_MIN_ROWS, help="smallest acceptable training set"
+    )
+    parser.add_argument(
+        "--maturity-days",
+        type=non_negative_int,
+        default=0,
+        help="leave out the newest N days (their fraud is not reported yet)",
+    )
+    parser.add_argument(
+        "--lookback-days", type=positive_int, help="train on the last N days only (default: all of silver)"
+    )
     parser.add_argument("--no-promote", action="store_true", help="register and report, never promote")
     parser.add_argument("--run-id", help="names the gate's Data Docs (default: generated)")
     parser.add_argument(

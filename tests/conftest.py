@@ -32,7 +32,7 @@ def platform_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         "HDP_FLINK_PORT": str(_free_port()),
         "HDP_FLINK_RPC_PORT": str(_free_port()),
         "HDP_AIRFLOW_PORT": str(_free_port()),
-        "HDP_AIRFLOW_PASSWORD": "test-password",
+        "HDP_AIRFLOW_PASSWORD": "test-password",  # pragma: allowlist secret (test-only)
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

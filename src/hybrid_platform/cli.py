@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
 
 from hybrid_platform import airflow_client, config, demo, flink_ops, generator, jars, latency, names, runtime
-from hybrid_platform.argparsing import OneLineParser
+from hybrid_platform.argparsing import OneLineParser, fraction, positive_number
 from hybrid_platform.java import JavaError
 
 PORT_VARIABLES = (
@@ -82,24 +81,13 @@ def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return 0
 
 
-def _positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < 1:  # also rejects NaN
-        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction in [0, 1)")
-    return value
+def _service_prefix(text: str) -> str:
+    names = [service.name for service in runtime.services()]
+    if not any(name.startswith(text) for name in names):
+        raise argparse.ArgumentTypeError(
+            f"no service {text!r}; choose from kafka, flink, airflow (or {', '.join(names)})"
+        )
+    return text
 
 
 def cmd_generate(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
@@ -116,6 +104,18 @@ def cmd_generate(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
+
+
+def check_flink_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Options that argparse accepts but that would be silently ignored or applied to the wrong job."""
+    if args.from_path is not None and args.action != "restore":
+        parser.error("--from only applies to `hdp flink restore JOB --from URI`")
+    if args.from_path is not None and args.job in (None, "all"):
+        parser.error("a savepoint belongs to one job: name it, e.g. `hdp flink restore fraud_scoring --from URI`")
+    if args.job_args and args.action not in ("deploy", "restore"):
+        parser.error(f"--job-arg only applies to deploy and restore, not {args.action}")
+    if args.action == "status" and args.job not in (None, "all"):
+        parser.error("`hdp flink status` reports every job; give no job name")
 
 
 def cmd_flink(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
@@ -179,7 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     up = sub.add_parser("up", help="start Kafka, Flink, the Iceberg catalog and Airflow (idempotent)")
-    up.add_argument("--only", nargs="*", metavar="SERVICE", help="start only these (prefixes: kafka flink airflow)")
+    up.add_argument(
+        "--only",
+        nargs="+",
+        type=_service_prefix,
+        metavar="SERVICE",
+        help="start only these (prefixes: kafka flink airflow)",
+    )
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything `up` started, and nothing else").set_defaults(func=cmd_down)
     status = sub.add_parser(
@@ -202,11 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate = sub.add_parser(
         "generate", help="send synthetic card payments (with fraud, late and malformed records) to Kafka"
     )
-    generate.add_argument("--rate", type=_positive_number, required=True, metavar="EV_PER_S", help="transactions/s")
-    generate.add_argument("--duration", type=_positive_number, required=True, metavar="S", help="seconds to run")
+    generate.add_argument("--rate", type=positive_number, required=True, metavar="EV_PER_S", help="transactions/s")
+    generate.add_argument("--duration", type=positive_number, required=True, metavar="S", help="seconds to run")
     generate.add_argument("--seed", type=int, default=42, help="same seed, same records (default 42)")
-    generate.add_argument("--late-fraction", type=_fraction, default=0.0, metavar="F", help="events 5-120 s late")
-    generate.add_argument("--malformed-fraction", type=_fraction, default=0.0, metavar="F", help="records to reject")
+    generate.add_argument("--late-fraction", type=fraction, default=0.0, metavar="F", help="events 5-120 s late")
+    generate.add_argument("--malformed-fraction", type=fraction, default=0.0, metavar="F", help="records to reject")
     generate.add_argument("--json", action="store_true", help="machine-readable report")
     generate.set_defaults(func=cmd_generate)
     flink = sub.add_parser("flink", help="lifecycle of the long-lived Flink jobs (through the REST API)")
@@ -214,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     flink.add_argument("job", nargs="?", choices=[*flink_ops.JOBS, "all"], help="default: all jobs")
     flink.add_argument("--from", dest="from_path", help="restore: savepoint/checkpoint URI (default: the newest)")
     flink.add_argument("--job-arg", dest="job_args", action="append", default=[], help="passed to the job (repeatable)")
-    flink.set_defaults(func=cmd_flink)
+    flink.set_defaults(func=cmd_flink, check=lambda args: check_flink_args(flink, args))
     batch = sub.add_parser(
         "batch",
         help="Spark batch jobs on the lakehouse: seed a day, daily ETL, model training, table maintenance",
@@ -230,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own command and options")
     dbt.set_defaults(func=cmd_dbt)
     measure = sub.add_parser("latency", help="end-to-end alert latency (produced -> read-committed alert)")
-    measure.add_argument("--duration", type=_positive_number, default=30.0, metavar="S", help="seconds to measure")
+    measure.add_argument("--duration", type=positive_number, default=30.0, metavar="S", help="seconds to measure")
     measure.add_argument("--json", action="store_true", help="machine-readable report")
     measure.add_argument(
         "--alerts-topic",
@@ -244,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "check"):
+        args.check(args)  # exits with one line, like any other argument error
     try:
         cfg = config.load()
         result: int = args.func(args, cfg)

@@ -128,6 +128,8 @@ class PlatformConfig:
     airflow_url: str
     airflow_user: str
     airflow_password: str
+    #: HDP_AIRFLOW_NO_AUTH=1, a dev-only switch: every Airflow visitor is an admin without signing in.
+    airflow_no_auth: bool
     catalog: CatalogConfig
     spark_master: str
     flink_python: Path  # interpreter of the PyFlink environment
@@ -139,6 +141,18 @@ class PlatformConfig:
     @property
     def log_dir(self) -> Path:
         return self.home / "logs"
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _flag(name: str, environ: dict[str, str] | None) -> bool:
+    raw = _env(name, "", environ).strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not a switch; set it to 1 (on) or 0 (off)")
 
 
 def load(environ: dict[str, str] | None = None) -> PlatformConfig:
@@ -154,6 +168,12 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         flink_rpc=_port("HDP_FLINK_RPC_PORT", 6123, environ),
         airflow=_port("HDP_AIRFLOW_PORT", 8080, environ),
     )
+    airflow_no_auth = _flag("HDP_AIRFLOW_NO_AUTH", environ)
+    if airflow_no_auth and bind_host not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"HDP_AIRFLOW_NO_AUTH=1 makes every visitor an Airflow admin, so it only works on localhost; "
+            f"unset it or set HDP_BIND_HOST=127.0.0.1 (it is {bind_host!r})"
+        )
     warehouse_dir = home / "warehouse"
     catalog = CatalogConfig(
         name=_env("HDP_CATALOG_NAME", "lakehouse", environ),
@@ -175,6 +195,7 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         airflow_url=_env("HDP_AIRFLOW_URL", f"http://{bind_host}:{ports.airflow}", environ),
         airflow_user=_env("HDP_AIRFLOW_USER", "admin", environ),
         airflow_password=_env("HDP_AIRFLOW_PASSWORD", "admin", environ),
+        airflow_no_auth=airflow_no_auth,
         catalog=catalog,
         spark_master=_env("HDP_SPARK_MASTER", "local[2]", environ),
         flink_python=Path(_env("HDP_FLINK_PYTHON", str(REPO_ROOT / ".venv-flink" / "bin" / "python"), environ)),

@@ -31,7 +31,7 @@ PROFILE_NAME = "hybrid_platform"
 #: The Spark application name of dbt's session (when dbt creates it).
 APP_NAME = "dbt"
 #: Catalog properties that are secrets: rendered as ``env_var()`` lookups, never written to the profile.
-_SECRET_PROPERTIES = {"jdbc.password": "HDP_CATALOG_PASSWORD"}
+_SECRET_PROPERTIES = {"jdbc.password": "HDP_CATALOG_PASSWORD"}  # pragma: allowlist secret (a variable name)
 #: Subcommands without ``--target-path`` (they write no artifacts).
 _NO_TARGET_PATH = frozenset({"debug", "deps", "init"})
 

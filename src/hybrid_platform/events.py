@@ -19,6 +19,15 @@ from typing import Any
 
 #: Records above this size are rejected before parsing: nothing legitimate comes close.
 MAX_RECORD_BYTES = 64 * 1024
+#: Integer literals longer than this are out of range for every field; they are never handed to int(),
+#: whose cost grows quadratically with the digits (and which refuses more than 4,300 by default).
+MAX_INTEGER_DIGITS = 32
+#: Largest ``transactions_dlq`` record the DLQ topic and its producer must accept. A DLQ record carries the
+#: rejected record whole; ``original_text`` keeps that at most 4/3 of its size (base64 when JSON escaping
+#: would grow it more), so any record Kafka accepted with its default limit (message.max.bytes = 1 MiB + 12
+#: bytes) fits, with room for the envelope. Kafka's own 1 MiB default would refuse a 1 MiB record's DLQ
+#: record, fail the exactly-once sink and restart the job on the same record forever.
+DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 MAX_ID_LENGTH = 64
 MAX_AMOUNT = Decimal("1000000")
 CENT = Decimal("0.01")
@@ -114,9 +123,36 @@ class _FieldError(Exception):
     """Internal: carries the reason out of the field checks; never escapes this module."""
 
 
+class _DuplicateKeyError(Exception):
+    """Internal: an object names the same key twice."""
+
+
+class _HugeInteger(Decimal):
+    """An integer literal too long for any field (see ``MAX_INTEGER_DIGITS``); range checks reject it."""
+
+
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON, and would poison every aggregate downstream.
     raise ValueError(f"non-finite number {name}")
+
+
+def _parse_int(text: str) -> int | Decimal:
+    return int(text) if len(text) <= MAX_INTEGER_DIGITS else _HugeInteger(text)
+
+
+#: Field names a duplicate-key reason may quote; any other key is not echoed (the reason stays short).
+_KNOWN_FIELDS = frozenset(TRANSACTION_FIELDS) | frozenset(LABEL_FIELDS)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of duplicated keys, other JSON parsers the first or fail: a record that two
+    # consumers (Flink SQL's JSON_VALUE reads event_time from the same bytes) would read differently.
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise _DuplicateKeyError(key if key in _KNOWN_FIELDS else "")
+        record[key] = value
+    return record
 
 
 def _decode_object(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
@@ -135,7 +171,15 @@ def _decode_object(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str 
         return None, "empty"
     try:
         # parse_float=Decimal keeps "12.30" exact for the two-decimals rule.
-        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+        value = json.loads(
+            text,
+            parse_float=Decimal,
+            parse_int=_parse_int,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except _DuplicateKeyError as exc:
+        return None, f"duplicate_key:{exc}" if str(exc) else "duplicate_key"
     except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
         return None, "invalid_json"
     if not isinstance(value, dict):
@@ -169,6 +213,11 @@ def _identifier(record: dict[str, Any], name: str) -> str:
         raise _invalid(name, "empty")
     if len(value) > MAX_ID_LENGTH:
         raise _invalid(name, "too long")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a "\ud800" escape: no UTF-8 spelling exists,
+            raise _invalid(name, "not valid unicode") from None  # so Flink's Python-to-Java hand-off fails
     return value
 
 
@@ -207,6 +256,8 @@ def _amount(record: dict[str, Any]) -> Decimal:
 
 def _epoch_ms(record: dict[str, Any], name: str, latest: int) -> int:
     value = _required(record, name)
+    if isinstance(value, _HugeInteger):
+        raise _invalid(name, "in the future" if value > 0 else "before 2000-01-01")
     # type() rather than isinstance(): bool is an int subclass. Floats arrive as Decimal and are rejected.
     if type(value) is not int:
         raise _invalid(name, "not an integer")
@@ -275,13 +326,29 @@ def parse_label(raw: bytes | str | None) -> tuple[FraudLabel | None, str | None]
 
 
 def original_text(raw: bytes | None) -> tuple[str, str]:
-    """``(original, encoding)``: the record as text, or base64 when it is not valid UTF-8."""
+    """``(original, encoding)``: the record as text, or base64 when it is not valid UTF-8.
+
+    Also base64 when the text would grow more than base64 does once JSON-escaped in the DLQ record
+    (control characters take 6 bytes each): the DLQ record then stays within ``DLQ_MAX_MESSAGE_BYTES``.
+    """
     if raw is None:
         return "", "utf-8"
+    encoded = base64.b64encode(raw).decode("ascii")
     try:
-        return raw.decode("utf-8"), "utf-8"
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return base64.b64encode(raw).decode("ascii"), "base64"
+        return encoded, "base64"
+    escaped_bytes = len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+    return (text, "utf-8") if escaped_bytes <= len(encoded) else (encoded, "base64")
+
+
+def original_bytes(original: str, encoding: str) -> bytes:
+    """The rejected record exactly as received, from a DLQ record's ``original`` and ``original_encoding``."""
+    if encoding == "base64":
+        return base64.b64decode(original, validate=True)
+    if encoding == "utf-8":
+        return original.encode("utf-8")
+    raise ValueError(f"unknown original_encoding {encoding!r}; expected 'utf-8' or 'base64'")
 
 
 def dlq_record(

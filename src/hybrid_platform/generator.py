@@ -34,7 +34,7 @@ from typing import Any
 
 from hybrid_platform import names
 from hybrid_platform.config import PlatformConfig
-from hybrid_platform.events import CENT, TRANSACTION_FIELDS, FraudLabel, Transaction
+from hybrid_platform.events import CENT, DLQ_MAX_MESSAGE_BYTES, TRANSACTION_FIELDS, FraudLabel, Transaction
 
 KIND_VALID = "valid"
 KIND_LATE = "late"
@@ -603,6 +603,13 @@ def summarize(records: Iterable[GeneratedRecord], rate: float) -> GeneratorRepor
     return tally.report(rate, last_offset_ms / 1000 + 1 / rate, last_offset_ms / 1000, 0.0)
 
 
+def topic_config(topic: str) -> dict[str, str]:
+    """Per-topic settings: the DLQ takes records larger than Kafka's 1 MiB default (events.DLQ_MAX_MESSAGE_BYTES)."""
+    if topic == names.TOPIC_TRANSACTIONS_DLQ:
+        return {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}
+    return {}
+
+
 def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 2) -> list[str]:
     """Create the missing ``topics`` (replication 1); returns the ones created. Idempotent."""
     from confluent_kafka import KafkaError, KafkaException
@@ -620,7 +627,9 @@ def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 
     missing = [topic for topic in topics if topic not in existing]
     if not missing:
         return []
-    futures = admin.create_topics([NewTopic(topic, partitions, 1) for topic in missing], operation_timeout=30)
+    futures = admin.create_topics(
+        [NewTopic(topic, partitions, 1, config=topic_config(topic)) for topic in missing], operation_timeout=30
+    )
     created = []
     for topic, future in futures.items():
         try:

@@ -87,11 +87,11 @@ def _kafka_dir(cfg: PlatformConfig) -> Path:
     return cfg.home / "kafka"
 
 
-def _kafka_prepare(cfg: PlatformConfig) -> None:
+def kafka_server_properties(cfg: PlatformConfig) -> dict[str, str]:
+    """The broker's ``server.properties``: one KRaft node whose listeners bind ``cfg.bind_host`` only."""
     base = _kafka_dir(cfg)
-    base.mkdir(parents=True, exist_ok=True)
     host = cfg.bind_host
-    properties = {
+    return {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{host}:{cfg.ports.kafka_controller}",
@@ -113,6 +113,12 @@ def _kafka_prepare(cfg: PlatformConfig) -> None:
         "transaction.max.timeout.ms": "900000",
         "log.retention.hours": "48",
     }
+
+
+def _kafka_prepare(cfg: PlatformConfig) -> None:
+    base = _kafka_dir(cfg)
+    base.mkdir(parents=True, exist_ok=True)
+    properties = kafka_server_properties(cfg)
     (base / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
     (base / "log4j2.properties").write_text(
         "rootLogger.level = INFO\n"
@@ -235,9 +241,16 @@ def _flink_prepare(cfg: PlatformConfig) -> None:
     for line in (wheel / "conf" / "config.yaml").read_text().splitlines():
         if line.strip().startswith("all: --add"):  # the JDK 17 module flags Flink ships with
             java_opts = line.split("all:", 1)[1].strip()
+    settings = flink_settings(cfg, java_opts)
+    (conf / "config.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+
+
+def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
+    """The session cluster's ``config.yaml``: every endpoint binds ``cfg.bind_host`` only."""
+    base = _flink_dir(cfg)
     host = cfg.bind_host
     python = str(cfg.flink_python)
-    settings = {
+    return {
         "env.java.opts.all": java_opts,
         "env.pid.dir": str(cfg.run_dir),
         "jobmanager.rpc.address": host,
@@ -267,7 +280,6 @@ def _flink_prepare(cfg: PlatformConfig) -> None:
         "python.client.executable": python,
         "web.cancel.enable": "true",
     }
-    (conf / "config.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
 
 
 def prepare_flink_client(cfg: PlatformConfig) -> None:
@@ -364,6 +376,9 @@ def airflow_env(cfg: PlatformConfig) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{cfg.airflow_user}:admin",
+        # Sign-in stays on unless the dev-only HDP_AIRFLOW_NO_AUTH=1 says otherwise; set explicitly so an
+        # AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS left in the caller's environment cannot turn it off.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True" if cfg.airflow_no_auth else "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(base / "passwords.json"),
         "AIRFLOW__API_AUTH__JWT_SECRET": local_secrets.get("jwt_secret", ""),
         "AIRFLOW__API__SECRET_KEY": local_secrets.get("secret_key", ""),
@@ -592,6 +607,8 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
     for folder in (cfg.home, cfg.run_dir, cfg.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     prepare_catalog(cfg)
+    if cfg.airflow_no_auth and (not only or any("airflow".startswith(prefix[:7]) for prefix in only)):
+        echo("WARNING: HDP_AIRFLOW_NO_AUTH=1: Airflow lets anyone on this machine in as admin, no sign-in (dev only)")
     for service in services():
         if only and not any(service.name.startswith(prefix) for prefix in only):
             continue

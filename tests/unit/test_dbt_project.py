@@ -73,7 +73,7 @@ def test_catalog_password_never_lands_in_the_profile(tmp_path: Path) -> None:
             "HDP_HOME": str(tmp_path),
             "HDP_CATALOG_URI": "jdbc:postgresql://catalog-db:5432/iceberg",
             "HDP_CATALOG_USER": "iceberg",
-            "HDP_CATALOG_PASSWORD": "s3cret-value",
+            "HDP_CATALOG_PASSWORD": "s3cret-value",  # pragma: allowlist secret (test-only)
         }
     )
     jars.ensure_all(cluster.jar_cache, ["spark"])

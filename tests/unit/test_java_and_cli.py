@@ -48,12 +48,78 @@ def _hdp(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("args", [(), ("upp",), ("status", "--jsn")])
-def test_cli_mistakes_print_one_line(args: tuple[str, ...]) -> None:
-    result = _hdp(*args)
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "--help" in result.stderr
+#: Wrong arguments for every subcommand. Each must be refused while parsing (exit 2), before anything runs.
+CLI_MISTAKES = {
+    "no_command": (),
+    "unknown_command": ("upp",),
+    "unknown_global_option": ("--verbose", "status"),
+    "up_extra_argument": ("up", "now"),
+    "up_only_without_service": ("up", "--only"),
+    "up_only_unknown_service": ("up", "--only", "zookeeper"),
+    "down_extra_argument": ("down", "--force"),
+    "status_misspelt_option": ("status", "--jsn"),
+    "jars_extra_argument": ("jars", "all"),
+    "demo_extra_argument": ("demo", "--fast"),
+    "generate_without_rate": ("generate", "--duration", "1"),
+    "generate_fractions_over_one": (
+        "generate",
+        "--rate",
+        "1",
+        "--duration",
+        "1",
+        "--late-fraction",
+        "0.6",
+        "--malformed-fraction",
+        "0.5",
+    ),
+    "flink_without_action": ("flink",),
+    "flink_unknown_action": ("flink", "restart"),
+    "flink_unknown_job": ("flink", "deploy", "fraud_scorer"),
+    "flink_from_without_restore": ("flink", "savepoint", "fraud_scoring", "--from", "file:///tmp/sp"),
+    "flink_restore_from_for_every_job": ("flink", "restore", "--from", "file:///tmp/sp"),
+    "flink_job_arg_for_stop": ("flink", "stop", "lake_ingest", "--job-arg", "--x"),
+    "flink_status_of_one_job": ("flink", "status", "lake_ingest"),
+    "batch_without_job": ("batch",),
+    "batch_unknown_job": ("batch", "backfill"),
+    "batch_etl_without_date": ("batch", "etl"),
+    "batch_etl_bad_date": ("batch", "etl", "--date", "2026-13-01"),
+    "batch_seed_negative_transactions": ("batch", "seed", "--date", "2026-11-01", "--transactions", "-5"),
+    "batch_train_holdout_over_one": ("batch", "train", "--as-of", "2026-11-01", "--holdout-share", "1.5"),
+    "batch_maintenance_zero_retain_last": ("batch", "maintenance", "--retain-last", "0"),
+    "batch_maintenance_negative_orphan_age": ("batch", "maintenance", "--orphan-min-age-hours", "-1"),
+    "dbt_without_command": ("dbt",),
+    "latency_zero_duration": ("latency", "--duration", "0"),
+    "latency_extra_argument": ("latency", "60"),
+}
+#: Where a mistake that slipped past the parser would go: nowhere real, and failing fast (exit 1, not 2).
+UNREACHABLE = {
+    "JAVA_HOME": "/nonexistent/jdk",
+    "HDP_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+    "HDP_FLINK_REST_URL": "http://127.0.0.1:1",
+    "HDP_AIRFLOW_URL": "http://127.0.0.1:1",
+    "HDP_MAVEN_REPO": "http://127.0.0.1:1",
+    "HDP_SPARK_MASTER": "spark://127.0.0.1:1",
+}
+
+
+def test_every_subcommand_has_a_mistake_case() -> None:
+    from hybrid_platform import cli
+
+    subcommands = next(action.choices for action in cli.build_parser()._actions if isinstance(action.choices, dict))
+    covered = {args[0] for args in CLI_MISTAKES.values() if args and not args[0].startswith("-")}
+    assert set(subcommands) <= covered
+
+
+@pytest.mark.parametrize("args", list(CLI_MISTAKES.values()), ids=list(CLI_MISTAKES))
+def test_cli_mistakes_print_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    result = _hdp(*args, HDP_HOME=str(tmp_path), HDP_JAR_CACHE=str(tmp_path / "jars"), **UNREACHABLE)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("hdp"), lines[0]  # names the command it is about
+    assert "--help" in lines[0] or "e.g." in lines[0] or "must" in lines[0], lines[0]  # says what to do
+    assert not (tmp_path / "run").exists()  # nothing started
 
 
 def test_bad_port_variable_is_one_line(tmp_path: Path) -> None:

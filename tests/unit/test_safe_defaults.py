@@ -1,0 +1,111 @@
+"""Safe defaults of the local runtime, checked on the configuration it generates (no service is started).
+
+The integration test ``test_every_listener_of_ours_is_on_localhost`` checks the sockets of a running
+platform; this checks every place the configuration names an address, so a new listener cannot be added
+bound to all interfaces unnoticed. Also: Airflow sign-in is on unless the dev-only switch says otherwise,
+and the secret scan that `make security` runs catches a planted secret with the committed baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hybrid_platform import config, engines, runtime
+from hybrid_platform.config import REPO_ROOT
+
+LOOPBACK = "127.0.0.1"
+#: Keys whose value names an address something binds to, or advertises to clients.
+ADDRESS_KEY = re.compile(r"(listeners|quorum\.voters|address|bind-host|\.host$|HOST$|LOCAL_IP$|bindAddress)")
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> config.PlatformConfig:
+    for name in ("HDP_BIND_HOST", "HDP_AIRFLOW_NO_AUTH", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"):
+        monkeypatch.delenv(name, raising=False)
+    return config.load({"HDP_HOME": str(tmp_path)})
+
+
+def _hosts(value: str) -> list[str]:
+    """Every host in a listener list like ``PLAINTEXT://h:1,CONTROLLER://h:2`` or ``1@h:2``, or a bare host."""
+    found = re.findall(r"(?:://|@)([^:/,]+):\d+", value)
+    return found or [value]
+
+
+def _bound_addresses(settings: dict[str, str]) -> dict[str, list[str]]:
+    return {key: _hosts(value) for key, value in settings.items() if ADDRESS_KEY.search(key)}
+
+
+def test_every_configured_address_is_localhost(cfg: config.PlatformConfig) -> None:
+    kafka = _bound_addresses(runtime.kafka_server_properties(cfg))
+    flink = _bound_addresses(runtime.flink_settings(cfg))
+    airflow = _bound_addresses(runtime.airflow_env(cfg))
+    spark = _bound_addresses(engines.spark_conf(cfg, "safe_defaults"))
+    # The keys that must be there: a rename must not make this test pass vacuously.
+    assert {"listeners", "advertised.listeners", "controller.quorum.voters"} <= set(kafka)
+    assert {"rest.address", "rest.bind-address", "jobmanager.bind-host", "taskmanager.bind-host"} <= set(flink)
+    assert {"AIRFLOW__API__HOST", "SPARK_LOCAL_IP"} <= set(airflow)
+    assert {"spark.driver.host", "spark.driver.bindAddress"} <= set(spark)
+    for service, addresses in {"kafka": kafka, "flink": flink, "airflow": airflow, "spark": spark}.items():
+        exposed = {key: hosts for key, hosts in addresses.items() if set(hosts) != {LOOPBACK}}
+        assert not exposed, f"{service} binds beyond localhost: {exposed}"
+    assert [cfg.kafka_bootstrap, cfg.flink_rest_url, cfg.airflow_url] == [
+        f"{LOOPBACK}:9092",
+        f"http://{LOOPBACK}:8081",
+        f"http://{LOOPBACK}:8080",
+    ]
+
+
+def test_airflow_log_servers_that_bind_every_interface_are_not_started() -> None:
+    commands = {service.name: service.command for service in runtime.services()}
+    cfg = config.load({"HDP_HOME": "/nonexistent"})
+    for component in ("airflow-scheduler", "airflow-triggerer"):
+        assert "--skip-serve-logs" in commands[component](cfg)
+
+
+def test_airflow_sign_in_is_on_by_default(cfg: config.PlatformConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = runtime.airflow_env(cfg)
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
+    # Set explicitly, so the caller's environment cannot switch sign-in off behind the platform's back.
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    service = next(service for service in runtime.services() if service.name == "airflow-api-server")
+    assert {**os.environ, **service.env(cfg)}["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+
+
+def test_no_auth_is_an_explicit_dev_switch_for_localhost_only(tmp_path: Path) -> None:
+    on = config.load({"HDP_HOME": str(tmp_path), "HDP_AIRFLOW_NO_AUTH": "1"})
+    assert on.airflow_no_auth
+    assert runtime.airflow_env(on)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "True"
+    assert not config.load({"HDP_HOME": str(tmp_path), "HDP_AIRFLOW_NO_AUTH": "0"}).airflow_no_auth
+    with pytest.raises(config.ConfigError, match="only works on localhost"):
+        config.load({"HDP_AIRFLOW_NO_AUTH": "1", "HDP_BIND_HOST": "0.0.0.0"})
+    with pytest.raises(config.ConfigError, match="HDP_AIRFLOW_NO_AUTH='maybe' is not a switch"):
+        config.load({"HDP_AIRFLOW_NO_AUTH": "maybe"})
+
+
+def test_generated_secrets_live_in_the_ignored_state_folder() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".platform/airflow/secrets.json"], cwd=REPO_ROOT, check=False
+    )
+    assert ignored.returncode == 0
+
+
+def test_the_secret_scan_catches_a_planted_secret(tmp_path: Path) -> None:
+    hook = Path(sys.executable).parent / "detect-secrets-hook"
+    baseline = REPO_ROOT / ".secrets.baseline"
+    planted = tmp_path / "settings.py"
+    # A private key header and an AWS key id: what the scan must never let into the repository.
+    planted.write_text('KEY = """-----BEGIN RSA PRIVATE KEY-----"""\naws_access_key_id = "AKIA' + "Q" * 16 + '"\n')
+    clean = tmp_path / "clean.py"
+    clean.write_text('password = os.environ["HDP_AIRFLOW_PASSWORD"]\n')
+    found = subprocess.run([hook, "--baseline", str(baseline), str(planted)], capture_output=True, text=True)
+    assert found.returncode != 0 and "Private Key" in found.stdout and "AWS Access Key" in found.stdout
+    passed = subprocess.run([hook, "--baseline", str(baseline), str(clean)], capture_output=True, text=True)
+    assert passed.returncode == 0, passed.stdout

@@ -81,7 +81,7 @@ def test_measure_reads_the_alerts_topic_it_is_given(monkeypatch: pytest.MonkeyPa
             return _FakeConsumer([_FakeMessage(b'{"txn_id": "t1"}', produced_at)])
         return _FakeConsumer([_FakeMessage(b'{"txn_id": "t1"}', 0)])
 
-    monkeypatch.setattr(latency, "_consumer_from", fake_consumer)
+    monkeypatch.setattr(latency, "consumer_from", fake_consumer)
     options = {} if alerts_topic is None else {"alerts_topic": alerts_topic}
     report = latency.measure(config.load(), duration_s=0.1, grace_s=0.0, **options)
 

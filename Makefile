@@ -29,11 +29,16 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --python $(PYTHON_VERSION)
 	@touch $@
 
+# [template:streaming]
 $(VENV_FLINK)/.synced: pyproject.toml uv.lock | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV_FLINK) $(UV) sync --locked --python $(PYTHON_VERSION) --no-default-groups --group flink --group dev
 	@touch $@
+# [/template:streaming]
 
+# [template:streaming]
 setup: $(VENV)/.synced $(VENV_FLINK)/.synced ## Install uv, both Python environments and the pinned jars (idempotent)
+# [/template:streaming]
+# [template:!streaming] setup: $(VENV)/.synced ## Install uv, the Python environment and the pinned jars (idempotent)
 	@$(HDP) jars
 
 setup-browser: ## Chromium for the Airflow UI test: Debian's package (apt-get), unless HDP_CHROMIUM already exists

@@ -93,7 +93,7 @@ def test_markers_keep_or_drop_blocks_lines_and_replacements() -> None:
         "<!-- [/template:streaming] -->\n"
         "<!-- [template:!streaming] g -->\n"
     )
-    assert postcopy.apply_markers(text, PARTS_ON) == "a\nb\n    c\nd\n"
+    assert postcopy.apply_markers(text, PARTS_ON) == "a\nb\n    c\nd\nf\n"
     assert postcopy.apply_markers(text, PARTS_OFF) == "a\n    e = 1\ng\n"
     assert postcopy.apply_markers(text, {**PARTS_ON, "ml": False}) == "a\nb\n    e = 1\nf\n"
 

@@ -25,10 +25,11 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from hybrid_platform import names
-from hybrid_platform.argparsing import OneLineParser
 from spark_jobs import tables
 from spark_jobs.daily_etl import content_checksum
+
+from hybrid_platform import names
+from hybrid_platform.argparsing import OneLineParser
 
 DEFAULT_TABLES = (
     names.RAW_TRANSACTIONS,
@@ -123,8 +124,9 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    from hybrid_platform import config
     from spark_jobs.session import build_session
+
+    from hybrid_platform import config
 
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--table", action="append", help=f"repeatable (default: {', '.join(DEFAULT_TABLES)})")

@@ -189,8 +189,10 @@ def _read(path: Path) -> str | None:
         return None  # binary: never edited
 
 
-def _removed_dependencies(before: str, after: str) -> bool:
-    return before != after and len(after.splitlines()) < len(before.splitlines())
+def _removes_dependencies(pyproject: str, parts: dict[str, bool]) -> bool:
+    """Whether the parts switched off drop lines (dependency groups, pins) from pyproject.toml."""
+    everything = {part: part != "reference" for part in parts}
+    return apply_markers(pyproject, everything) != apply_markers(pyproject, parts)
 
 
 def find_uv() -> str | None:
@@ -228,8 +230,7 @@ def generate(root: Path, options: Options, template_modules: Iterable[str] = ())
             path.write_text(renamed, encoding="utf-8")
     if package_dir.is_dir() and options.package != TEMPLATE_PACKAGE:
         package_dir.rename(root / "src" / options.package)
-    pyproject_after = (root / "pyproject.toml").read_text(encoding="utf-8")
-    if _removed_dependencies(rename(pyproject_before, options), pyproject_after):
+    if _removes_dependencies(pyproject_before, parts):
         notes.extend(_relock(root))
     return notes
 

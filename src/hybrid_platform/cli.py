@@ -66,7 +66,8 @@ def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     started = time.monotonic()
     jars.ensure_all(cfg.jar_cache)
     runtime.up(cfg)
-    summary = demo.run(cfg)
+    summary = demo.run(cfg)  # [template:streaming]
+    # [template:!streaming] demo.run(cfg)
     # [template:streaming]
     streamed = summary["stream + measure latency"]
     print(

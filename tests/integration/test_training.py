@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from spark_jobs import daily_etl, seed_day, session, train_fraud_model
+from spark_jobs.train_fraud_model import Options, cutoff_ms
+
 from hybrid_platform import config, names
 from hybrid_platform.features import FEATURE_SPEC_VERSION
 from hybrid_platform.model import HotReloadingModel, ModelRegistry
-from spark_jobs import daily_etl, seed_day, session, train_fraud_model
-from spark_jobs.train_fraud_model import Options, cutoff_ms
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -132,40 +131,43 @@ def test_rename_covers_identifiers_commands_and_variables() -> None:
 
 @pytest.fixture(scope="module")
 def template_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The committed HEAD of this repository, as a user's `copier copy <url>` sees it."""
+    """A clone of this repository's committed HEAD, as a user's `copier copy <url>` sees it."""
     clone = tmp_path_factory.mktemp("template") / "hybrid-platform"
     _run("git", "clone", "--quiet", REPO, clone, cwd=REPO)
     return clone
 
 
 @pytest.fixture(scope="module")
-def rendered(template_clone: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """Every combination, rendered once for the module (copier's Python API, the same Worker as its CLI)."""
-    from copier import run_copy
+def template_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed HEAD's files without git history: copier renders it the same way, three times faster
+    (no clone per render); the default-project test renders from the clone."""
+    export = tmp_path_factory.mktemp("export") / "hybrid-platform"
+    export.mkdir()
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
+    return export
 
+
+def _render(template: Path, destination: Path, data: dict[str, Any], **task_env: str) -> Path:
+    from copier import run_copy
+    from plumbum import local
+
+    # Copier runs its tasks with plumbum's environment, not os.environ.
+    with local.env(**task_env):
+        run_copy(str(template), destination, data={**PROJECT, **data}, defaults=True, unsafe=True, quiet=True)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def rendered(template_export: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every combination, rendered once for the module (copier's Python API, the same Worker as its CLI).
+
+    uv.lock is re-locked in test_lock_follows_removed_groups only (TEMPLATE_SKIP_UV_LOCK here)."""
     root = tmp_path_factory.mktemp("rendered")
-    previous = os.environ.get("TEMPLATE_SKIP_UV_LOCK")
-    os.environ["TEMPLATE_SKIP_UV_LOCK"] = "1"  # the lock is checked once, in test_lock_follows_removed_groups
-    try:
-        projects = {}
-        for options in COMBINATIONS:
-            destination = root / _id(options)
-            run_copy(
-                str(template_clone),
-                destination,
-                data={**PROJECT, **options},
-                defaults=True,
-                unsafe=True,
-                quiet=True,
-                vcs_ref="HEAD",
-            )
-            projects[_id(options)] = destination
-        yield projects
-    finally:
-        if previous is None:
-            os.environ.pop("TEMPLATE_SKIP_UV_LOCK", None)
-        else:
-            os.environ["TEMPLATE_SKIP_UV_LOCK"] = previous
+    return {
+        _id(options): _render(template_export, root / _id(options), options, TEMPLATE_SKIP_UV_LOCK="1")
+        for options in COMBINATIONS
+    }
 
 
 def _files(root: Path) -> set[str]:
@@ -178,10 +180,10 @@ def _source_of(relative: str) -> str:
 
 @pytest.mark.parametrize("options", COMBINATIONS, ids=_id)
 def test_file_tree_follows_the_options(
-    rendered: dict[str, Path], template_clone: Path, options: dict[str, Any]
+    rendered: dict[str, Path], template_export: Path, options: dict[str, Any]
 ) -> None:
     files = _files(rendered[_id(options)])
-    template_files = _files(template_clone) - {f for f in _files(template_clone) if f.startswith(".git/")}
+    template_files = _files(template_export)
     assert ".copier-answers.yml" in files and not any(f.endswith(".jinja") for f in files)
     assert {"copier.yml", "tools/template_postcopy.py", "tests/unit/test_template.py"}.isdisjoint(files)
     assert f"src/{PACKAGE}/cli.py" in files and not any(f.startswith("src/hybrid_platform/") for f in files)
@@ -212,7 +214,7 @@ def test_file_tree_follows_the_options(
 
 @pytest.mark.parametrize("options", COMBINATIONS, ids=_id)
 def test_no_placeholder_or_marker_left_and_foreign_jinja_untouched(
-    rendered: dict[str, Path], template_clone: Path, options: dict[str, Any]
+    rendered: dict[str, Path], template_export: Path, options: dict[str, Any]
 ) -> None:
     root = rendered[_id(options)]
     for relative in sorted(_files(root) - {".copier-answers.yml"}):
@@ -223,7 +225,7 @@ def test_no_placeholder_or_marker_left_and_foreign_jinja_untouched(
             continue
         assert "[template:" not in text and "[/template:" not in text, f"{relative}: marker left"
         assert "_copier" not in text, relative
-        source = template_clone / _source_of(relative)
+        source = template_export / _source_of(relative)
         reference = source.read_text(encoding="utf-8")
         # Every Jinja expression is the reference's own (dbt, Airflow), renamed like the rest: none added, none lost
         # from what the options keep.
@@ -284,31 +286,15 @@ def test_smallest_project_type_checks(rendered: dict[str, Path]) -> None:
     _run(VENV_BIN / "mypy", "--no-incremental", cwd=root)
 
 
-def test_lock_follows_removed_groups(template_clone: Path, tmp_path: Path) -> None:
+def test_lock_follows_removed_groups(template_export: Path, tmp_path: Path) -> None:
     """Without streaming and dbt, uv.lock is re-locked (offline, from uv's cache) and `uv lock --check` holds."""
-    from copier import run_copy
-
     uv = postcopy.find_uv()
     assert uv, "uv is needed (make setup installs it)"
-    destination = tmp_path / "no-streaming"
-    env_before = os.environ.pop("TEMPLATE_SKIP_UV_LOCK", None)
-    os.environ["UV_OFFLINE"] = "1"
-    try:
-        run_copy(
-            str(template_clone),
-            destination,
-            data={**PROJECT, "streaming": False, "dbt": False, "ml": True, "target": "local-only"},
-            defaults=True,
-            unsafe=True,
-            quiet=True,
-            vcs_ref="HEAD",
-        )
-    finally:
-        os.environ.pop("UV_OFFLINE", None)
-        if env_before is not None:
-            os.environ["TEMPLATE_SKIP_UV_LOCK"] = env_before
+    options = {"streaming": False, "dbt": False, "ml": True, "target": "local-only"}
+    destination = _render(template_export, tmp_path / "no-streaming", options, UV_OFFLINE="1")
     lock = (destination / "uv.lock").read_text(encoding="utf-8")
     assert 'name = "apache-flink"' not in lock and 'name = "dbt-core"' not in lock
+    assert f'name = "{DISTRIBUTION}"' in lock
     _run(uv, "lock", "--check", "--offline", cwd=destination)
 
 

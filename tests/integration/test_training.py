@@ -133,6 +133,7 @@ def test_a_cutoff_before_the_labels_arrived_fails_the_gate_and_trains_nothing(
     assert ModelRegistry(registry_dir).list_versions() == []
 
 
+# [template:streaming]
 def test_the_running_flink_job_scores_with_the_promoted_model(
     local_runtime: config.PlatformConfig, spark: Any, published_day: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -163,3 +164,6 @@ def test_the_running_flink_job_scores_with_the_promoted_model(
     versions = {a["model_version"] for a in alerts}
     assert versions == {trained["model_version"]}, versions
     assert any(any(r.startswith("model:") for r in a["reasons"]) for a in alerts), "the model itself raised alerts"
+
+
+# [/template:streaming]

@@ -163,6 +163,13 @@ def edit_snapshot(snapshot: dict[str, dict[str, object]], dag_ids: set[str], par
 
 
 def rename(text: str, options: Options) -> str:
+    # uv.lock names conflicting groups `group-<length of the project name>-<name>-<group>`: a plain
+    # replacement would leave the length wrong, and uv would silently install nothing of those groups.
+    text = re.sub(
+        rf"\b(group|extra)-{len(TEMPLATE_DISTRIBUTION)}-{TEMPLATE_DISTRIBUTION}-",
+        lambda match: f"{match.group(1)}-{len(options.distribution)}-{options.distribution}-",
+        text,
+    )
     text = text.replace(TEMPLATE_TITLE, options.project_name)
     text = text.replace(TEMPLATE_PACKAGE, options.package)
     text = text.replace(TEMPLATE_DISTRIBUTION, options.distribution)

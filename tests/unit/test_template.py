@@ -123,6 +123,9 @@ def test_rename_covers_identifiers_commands_and_variables() -> None:
         postcopy.rename(text, options)
         == "import acme  # acme-dist\n`ac up`, _ac(), ac-generator, AC_HOME, $(AC), hdpx\n"
     )
+    # uv.lock's conflict markers carry the length of the project's name.
+    lock = "marker = \"extra == 'group-15-hybrid-platform-spark'\"\n"
+    assert postcopy.rename(lock, options) == "marker = \"extra == 'group-9-acme-dist-spark'\"\n"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -342,6 +345,10 @@ def test_default_project_passes_its_own_fast_checks(template_clone: Path, tmp_pa
         env=env,
     )
     bin_dir = destination / ".venv" / "bin"
+    # Every group installed for real (a lock renamed wrong installs nothing of a conflicting group, silently).
+    _run(
+        bin_dir / "python", "-c", "import pyspark, pyiceberg, airflow.sdk, cosmos, great_expectations", cwd=destination
+    )
     _run(bin_dir / "ruff", "format", "--check", ".", cwd=destination, env=env)
     _run(bin_dir / "ruff", "check", ".", cwd=destination, env=env)
     _run(*nice, bin_dir / "mypy", cwd=destination, env=env)

@@ -10,6 +10,7 @@ own fast checks: lint, mypy, unit tests and DAG integrity (`generated_project` m
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import itertools
 import os
@@ -259,15 +260,58 @@ def test_rename_is_complete(rendered: dict[str, Path], options: dict[str, Any]) 
     assert (root / "README.md").read_text(encoding="utf-8").startswith(f"# {PROJECT['project_name']}\n")
 
 
-_IMPORT_ALL = r"""
+_IMPORT_PACKAGE = r"""
 import importlib, pathlib, sys
-root = pathlib.Path(sys.argv[1])
-sys.path[:0] = [str(root / "src"), str(root)]
-for folder, prefix in ((root / "src" / sys.argv[2], sys.argv[2]), (root / "spark_jobs", "spark_jobs")):
-    for path in sorted(folder.glob("*.py")):
-        importlib.import_module(prefix if path.stem == "__init__" else f"{prefix}.{path.stem}")
+package = pathlib.Path(sys.argv[1])
+sys.path.insert(0, str(package.parent))
+for path in sorted(package.glob("*.py")):
+    importlib.import_module(package.name if path.stem == "__init__" else f"{package.name}.{path.stem}")
 print("imported")
 """
+
+
+def _module_names(path: Path) -> set[str]:
+    """Top-level names a module defines or imports (what `from module import name` can take)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name))
+    return names
+
+
+def dangling_imports(root: Path, first_party: dict[str, Path]) -> list[str]:
+    """Imports, anywhere in ``root`` (functions included), of first-party modules or names that do not exist."""
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):  # .venv and the like
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [(node.module, [alias.name for alias in node.names])]
+            elif isinstance(node, ast.Import):
+                modules = [(alias.name, []) for alias in node.names]
+            else:
+                continue
+            for module, names in modules:
+                top, *rest = module.split(".")
+                if top not in first_party:
+                    continue
+                base = first_party[top].joinpath(*rest)
+                file = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+                where = f"{path.relative_to(root)}:{node.lineno}"
+                if not file.exists():
+                    problems.append(f"{where}: no module {module}")
+                    continue
+                defined = _module_names(file)
+                for name in names:
+                    if name != "*" and name not in defined and not (base / f"{name}.py").exists():
+                        problems.append(f"{where}: {module} has no {name}")
+    return problems
 
 
 @pytest.mark.parametrize("options", COMBINATIONS, ids=_id)
@@ -278,9 +322,30 @@ def test_generated_code_compiles_lints_and_imports(rendered: dict[str, Path], op
     # The generated project's own ruff settings (pyproject.toml), Airflow's AIR rules included.
     _run(VENV_BIN / "ruff", "check", "--no-cache", ".", cwd=root)
     _run(VENV_BIN / "ruff", "format", "--check", "--no-cache", ".", cwd=root)
-    # No dangling import of a removed module: every module of the package and of spark_jobs imports.
+    # No dangling import of a removed module or name, in any file (DAGs, jobs, tests; lazy imports too) ...
+    first_party = {
+        PACKAGE: root / "src" / PACKAGE,
+        "spark_jobs": root / "spark_jobs",
+        "flink_jobs": root / "flink_jobs",
+    }
+    assert dangling_imports(root, first_party) == []
+    # ... and the shared package (standard library only) imports for real under its new name.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HDP_")}
-    assert "imported" in _run(sys.executable, "-c", _IMPORT_ALL, root, PACKAGE, cwd=root, env=env)
+    assert "imported" in _run(sys.executable, "-c", _IMPORT_PACKAGE, root / "src" / PACKAGE, cwd=root, env=env)
+
+
+def test_dangling_import_check_finds_removed_modules_and_names(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "names.py").write_text("TOPIC = 'x'\ndef helper():\n    pass\n")
+    (tmp_path / "job.py").write_text(
+        "from pkg import names, flink_ops\nfrom pkg.names import TOPIC, GONE\n\ndef f():\n    import pkg.latency\n"
+    )
+    assert dangling_imports(tmp_path, {"pkg": tmp_path / "pkg"}) == [
+        "job.py:1: pkg has no flink_ops",
+        "job.py:2: pkg.names has no GONE",
+        "job.py:5: no module pkg.latency",
+    ]
 
 
 def test_smallest_project_type_checks(rendered: dict[str, Path]) -> None:

@@ -236,10 +236,25 @@ def generate(root: Path, options: Options, template_modules: Iterable[str] = ())
         if text is not None and (renamed := rename(text, options)) != text:
             path.write_text(renamed, encoding="utf-8")
     if package_dir.is_dir() and options.package != TEMPLATE_PACKAGE:
-        package_dir.rename(root / "src" / options.package)
+        _move_package(package_dir, root / "src" / options.package)
     if _removes_dependencies(pyproject_before, parts):
         notes.extend(_relock(root))
     return notes
+
+
+def _move_package(rendered: Path, target: Path) -> None:
+    """Rename the package folder. On `copier update` copier renders the template's new version over the
+    project, so the target already exists: the fresh files replace theirs (copier then re-applies the
+    project's own changes as a patch)."""
+    if not target.exists():
+        rendered.rename(target)
+        return
+    for source in sorted(rendered.rglob("*")):
+        if source.is_file():
+            destination = target / source.relative_to(rendered)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(destination)
+    shutil.rmtree(rendered)
 
 
 def _relock(root: Path) -> list[str]:

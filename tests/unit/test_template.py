@@ -366,6 +366,33 @@ def test_lock_follows_removed_groups(template_export: Path, tmp_path: Path) -> N
     _run(uv, "lock", "--check", "--offline", cwd=destination)
 
 
+def test_copier_update_brings_template_changes_and_keeps_the_projects(template_clone: Path, tmp_path: Path) -> None:
+    """`copier update` in a generated project: a later template commit (also inside the renamed package)
+    arrives, the project's own change stays, and no second package folder appears."""
+    template = tmp_path / "template"
+    _run("git", "clone", "--quiet", template_clone, template, cwd=tmp_path)
+    project = tmp_path / "project"
+    git = ["git", "-c", "user.email=dev@example.com", "-c", "user.name=dev"]
+    _run(VENV_BIN / "copier", "copy", "--trust", "--defaults", "--quiet", template, project, cwd=tmp_path)
+    _run("git", "init", "--quiet", cwd=project)
+    (project / "spark_jobs" / "session.py").write_text(
+        (project / "spark_jobs" / "session.py").read_text(encoding="utf-8") + "# the project's own change\n"
+    )
+    _run("git", "add", "-A", cwd=project)
+    _run(*git, "commit", "--quiet", "-m", "generated", cwd=project)
+    names = template / "src" / "hybrid_platform" / "names.py"
+    names.write_text(names.read_text(encoding="utf-8") + "# a template improvement\n", encoding="utf-8")
+    _run(*git, "commit", "--quiet", "-am", "improve", cwd=template)
+    _run(VENV_BIN / "copier", "update", "--trust", "--defaults", "--quiet", cwd=project)
+    assert (
+        (project / "src" / "my_data_platform" / "names.py")
+        .read_text(encoding="utf-8")
+        .endswith("# a template improvement\n")
+    )
+    assert (project / "spark_jobs" / "session.py").read_text(encoding="utf-8").endswith("# the project's own change\n")
+    assert sorted(path.name for path in (project / "src").iterdir()) == ["my_data_platform"]
+
+
 # --------------------------------------------------------------------------------------------------
 # The default project, end to end: the one command, then its own fast checks
 

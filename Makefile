@@ -13,12 +13,16 @@ VENV := .venv
 VENV_FLINK := .venv-flink
 HDP := $(VENV)/bin/hdp
 PYTEST_ARGS ?=
+# [template:reference]
 BENCH_PROFILE ?= quick
 BENCH_ARGS ?=
+# [/template:reference]
 # The browser the Airflow UI test drives (through Playwright): Debian's chromium, never Playwright's download.
 export HDP_CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup setup-browser demo up down status test test-unit test-integration infra-check bench lint format typecheck security clean
+.PHONY: help setup setup-browser demo up down status test test-unit test-integration lint format typecheck security clean
+.PHONY: infra-check  # [template:infra]
+.PHONY: bench  # [template:reference]
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,11 +35,16 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --python $(PYTHON_VERSION)
 	@touch $@
 
+# [template:streaming]
 $(VENV_FLINK)/.synced: pyproject.toml uv.lock | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV_FLINK) $(UV) sync --locked --python $(PYTHON_VERSION) --no-default-groups --group flink --group dev
 	@touch $@
+# [/template:streaming]
 
+# [template:streaming]
 setup: $(VENV)/.synced $(VENV_FLINK)/.synced ## Install uv, both Python environments and the pinned jars (idempotent)
+# [/template:streaming]
+# [template:!streaming] setup: $(VENV)/.synced ## Install uv, the Python environment and the pinned jars (idempotent)
 	@$(HDP) jars
 
 setup-browser: ## Chromium for the Airflow UI test: Debian's package (apt-get), unless HDP_CHROMIUM already exists
@@ -59,8 +68,10 @@ down: ## Stop everything `make up` started, and nothing else
 status: ## Show what runs where: URLs, PIDs, health, memory
 	$(HDP) status
 
+# [template:reference]
 bench: setup ## Benchmarks on a private runtime: BENCH_PROFILE=quick (<15 min) or full; writes bench/results/<profile>/
 	$(VENV)/bin/python -m bench --profile $(BENCH_PROFILE) $(BENCH_ARGS)
+# [/template:reference]
 
 lint: $(VENV)/.synced ## ruff format check + ruff check (with Airflow's AIR rules)
 	$(VENV)/bin/ruff format --check .
@@ -79,8 +90,10 @@ test-unit: setup ## Unit tests only (no services)
 test-integration: setup setup-browser ## Integration tests against real services the tests start and stop
 	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
 
+# [template:infra]
 infra-check: $(VENV)/.synced ## Validate infra/ offline (Compose and k8s schemas incl. CRDs, version matrix, ports, secrets); part of `make test`
 	$(VENV)/bin/pytest tests/unit/test_infra.py $(PYTEST_ARGS)
+# [/template:infra]
 
 security: $(VENV)/.synced ## Secret scan of every tracked file (detect-secrets) and vulnerability audit of uv.lock, both environments
 	git ls-files -z | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline .secrets.baseline

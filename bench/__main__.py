@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import harness, report
+
 from hybrid_platform.argparsing import OneLineParser
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import etl_sql
 from bench.harness import Context, summarize
+
 from hybrid_platform import config, runtime
 
 #: Every engine gets two cores' worth of parallelism: Spark local[2], Flink parallelism 2, DuckDB 2 threads.

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from bench import etl_sql
+
 from hybrid_platform import config
 
 CURRENCIES = ("USD", "EUR", "GBP", "JPY", "CAD", "AUD", "CHF", "SEK")

@@ -12,6 +12,7 @@ import time
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
 from bench import etl_sql
+
 from hybrid_platform import config, engines
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from bench import batch as batch_leg
 from bench import streaming
 from bench.harness import Context, summarize
+
 from hybrid_platform import airflow_client, config, runtime
 
 DAG_IDS = ("flink_jobs", "fraud_model_training", "lakehouse_daily", "lakehouse_maintenance")

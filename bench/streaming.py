@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Context, summarize
+
 from hybrid_platform import config, flink_ops, generator, names, runtime
 from hybrid_platform.latency import percentile
 

@@ -22,6 +22,7 @@ from flink_jobs.fraud_scoring import (
     exactly_once_kafka_sink_ddl,
     source_ddl,
 )
+
 from hybrid_platform import config, features, names, rules
 from hybrid_platform.model import RULES_ONLY_VERSION
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
 from flink_jobs.fraud_scoring import ALERT_COLUMNS, DLQ_COLUMNS, python_thread_mode
+
 from hybrid_platform import config, names
 from hybrid_platform.engines import flink_catalog_ddl
 

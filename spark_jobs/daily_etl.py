@@ -31,11 +31,12 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from spark_jobs import quality, tables
+from spark_jobs.seed_day import DAY_MS, day_start_ms
+
 from hybrid_platform import config, names
 from hybrid_platform.argparsing import OneLineParser, iso_date
 from hybrid_platform.events import CHANNELS, MAX_AMOUNT
-from spark_jobs import quality, tables
-from spark_jobs.seed_day import DAY_MS, day_start_ms
 
 SILVER_COLUMNS = (
     "txn_id",

@@ -25,10 +25,11 @@ from typing import Any
 
 from pyspark.sql import Row, SparkSession
 
-from hybrid_platform import names
-from hybrid_platform.argparsing import OneLineParser, non_negative_number, positive_int, positive_number
 from spark_jobs import tables
 from spark_jobs.daily_etl import content_checksum
+
+from hybrid_platform import names
+from hybrid_platform.argparsing import OneLineParser, non_negative_number, positive_int, positive_number
 
 DEFAULT_TABLES = (
     names.RAW_TRANSACTIONS,
@@ -144,8 +145,9 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    from hybrid_platform import config
     from spark_jobs.session import build_session
+
+    from hybrid_platform import config
 
     parser = OneLineParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--table", action="append", help=f"repeatable (default: {', '.join(DEFAULT_TABLES)})")

@@ -22,8 +22,9 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from hybrid_platform import config, names
 from spark_jobs import tables
+
+from hybrid_platform import config, names
 
 SUITES_DIR = config.REPO_ROOT / "quality" / "suites"
 #: Row-level expectations whose failing rows can be selected (and so quarantined) one by one.

@@ -29,9 +29,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from spark_jobs import tables
+
 from hybrid_platform import generator, names
 from hybrid_platform.argparsing import OneLineParser, iso_date, non_negative_int, positive_int
-from spark_jobs import tables
 
 DAY_MS = 86_400_000
 KAFKA_PARTITIONS = 2

@@ -525,9 +525,10 @@ def start(
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from spark_jobs.session import build_session
+
     from hybrid_platform import config
     from hybrid_platform.model import registry_root
-    from spark_jobs.session import build_session
 
     cfg = config.load()
     parser = OneLineParser(prog=prog, description=(__doc__ or "").splitlines()[0])

@@ -59,6 +59,10 @@ from pyspark.ml.feature import StandardScaler, StandardScalerModel, VectorAssemb
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_jobs import tables
+from spark_jobs.features import add_card_features
+from spark_jobs.seed_day import day_start_ms
+
 from hybrid_platform import config, names, rules
 from hybrid_platform.argparsing import (
     OneLineParser,
@@ -85,9 +89,6 @@ from hybrid_platform.model import (
     registry_root,
     score_features,
 )
-from spark_jobs import tables
-from spark_jobs.features import add_card_features
-from spark_jobs.seed_day import day_start_ms
 
 TRAINING_TABLE = names.SILVER_TRANSACTIONS
 SUITE = "training_set"

@@ -66,17 +66,21 @@ def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     started = time.monotonic()
     jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog))
     runtime.up(cfg)
-    summary = demo.run(cfg)
+    summary = demo.run(cfg)  # [template:streaming]
+    # [template:!streaming] demo.run(cfg)
+    # [template:streaming]
     streamed = summary["stream + measure latency"]
     print(
         f"\nStreaming: {streamed['generated']}\nAlert latency (produced -> read-committed alert): {streamed['latency']}"
     )
     print(f"Lake: {summary['lake reconciled']}\n")
+    # [/template:streaming]
     cmd_status(argparse.Namespace(json=False), cfg)
     print(
         f"\nThe platform is up ({time.monotonic() - started:.0f}s). "
         f"Airflow UI {cfg.airflow_url} (login {cfg.airflow_user}/<HDP_AIRFLOW_PASSWORD, default admin>), "
-        f"Flink Web UI {cfg.flink_rest_url}, Kafka {cfg.kafka_bootstrap}. Stop it with `make down`."
+        f"Flink Web UI {cfg.flink_rest_url}, "  # [template:streaming]
+        f"Kafka {cfg.kafka_bootstrap}. Stop it with `make down`."
     )
     return 0
 
@@ -106,6 +110,7 @@ def cmd_generate(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return 0
 
 
+# [template:streaming]
 def check_flink_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Options that argparse accepts but that would be silently ignored or applied to the wrong job."""
     if args.from_path is not None and args.action != "restore":
@@ -144,11 +149,12 @@ def cmd_latency(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return 0
 
 
+# [/template:streaming]
 #: ``hdp batch <job>`` -> the Spark job module whose ``main(argv, prog)`` runs it.
 BATCH_JOBS = {
     "seed": "spark_jobs.seed_day",
     "etl": "spark_jobs.daily_etl",
-    "train": "spark_jobs.train_fraud_model",
+    "train": "spark_jobs.train_fraud_model",  # [template:ml]
     "maintenance": "spark_jobs.maintenance",
 }
 
@@ -162,6 +168,7 @@ def cmd_batch(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     return result
 
 
+# [template:dbt]
 def cmd_dbt(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     from hybrid_platform import dbt_runner
 
@@ -175,6 +182,7 @@ def cmd_dbt(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
         return 1
 
 
+# [/template:dbt]
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="hdp", description=__doc__, epilog=PORT_VARIABLES)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -215,12 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--malformed-fraction", type=fraction, default=0.0, metavar="F", help="records to reject")
     generate.add_argument("--json", action="store_true", help="machine-readable report")
     generate.set_defaults(func=cmd_generate)
+    # [template:streaming]
     flink = sub.add_parser("flink", help="lifecycle of the long-lived Flink jobs (through the REST API)")
     flink.add_argument("action", choices=["deploy", "status", "savepoint", "stop", "restore"])
     flink.add_argument("job", nargs="?", choices=[*flink_ops.JOBS, "all"], help="default: all jobs")
     flink.add_argument("--from", dest="from_path", help="restore: savepoint/checkpoint URI (default: the newest)")
     flink.add_argument("--job-arg", dest="job_args", action="append", default=[], help="passed to the job (repeatable)")
     flink.set_defaults(func=cmd_flink, check=lambda args: check_flink_args(flink, args))
+    # [/template:streaming]
     batch = sub.add_parser(
         "batch",
         help="Spark batch jobs on the lakehouse: seed a day, daily ETL, model training, table maintenance",
@@ -229,12 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("job", choices=list(BATCH_JOBS))
     batch.add_argument("job_args", nargs=argparse.REMAINDER, help="the job's options, e.g. --date 2026-11-23")
     batch.set_defaults(func=cmd_batch)
+    # [template:dbt]
     dbt = sub.add_parser(
         "dbt",
         help="dbt on the lakehouse with the platform's profile, e.g. `hdp dbt build`, `hdp dbt docs generate`",
     )
     dbt.add_argument("dbt_args", nargs=argparse.REMAINDER, help="dbt's own command and options")
     dbt.set_defaults(func=cmd_dbt)
+    # [/template:dbt]
+    # [template:streaming]
     measure = sub.add_parser("latency", help="end-to-end alert latency (produced -> read-committed alert)")
     measure.add_argument("--duration", type=positive_number, default=30.0, metavar="S", help="seconds to measure")
     measure.add_argument("--json", action="store_true", help="machine-readable report")
@@ -245,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="alerts of which job (default fraud_alerts, Flink; fraud_alerts_spark for the Spark streaming job)",
     )
     measure.set_defaults(func=cmd_latency)
+    # [/template:streaming]
     return parser
 
 
@@ -263,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime.RuntimeFailure,
         demo.DemoFailure,
         generator.GeneratorError,
-        flink_ops.FlinkOpsError,
+        flink_ops.FlinkOpsError,  # [template:streaming]
         airflow_client.AirflowError,
     ) as exc:
         print(f"hdp {args.command}: {exc}", file=sys.stderr)

@@ -22,15 +22,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hybrid_platform import airflow_client, runtime
+from hybrid_platform import (
+    airflow_client,
+    runtime,  # [template:streaming]
+)
 from hybrid_platform.config import REPO_ROOT, PlatformConfig
 
 SPARK_TABLE = "demo.cards_from_spark"
-FLINK_TABLE = "demo.cards_from_flink"
+FLINK_TABLE = "demo.cards_from_flink"  # [template:streaming]
 SMOKE_TOPIC = "platform_smoke"
+# [template:streaming]
 # The streaming part of the demo: HDP_DEMO_RATE events/s for HDP_DEMO_DURATION seconds.
 DEMO_RATE = float(os.environ.get("HDP_DEMO_RATE", "1000"))
 DEMO_DURATION_S = float(os.environ.get("HDP_DEMO_DURATION", "30"))
+# [/template:streaming]
 # The batch part: a past day (all its labels known) of HDP_DEMO_BATCH_TRANSACTIONS, built and trained on
 # through Airflow.
 DEMO_HISTORY_DAYS_AGO = 35
@@ -122,6 +127,7 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
     echo("scenario:")
     step("kafka round trip", lambda: kafka_round_trip(cfg))
     step("spark writes iceberg", lambda: _spark("write", "--table", SPARK_TABLE))
+    # [template:streaming]
     step(
         "flink reads + writes iceberg",
         lambda: (
@@ -136,7 +142,10 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
     )
     step("spark reads flink's table", lambda: _spark("verify", "--source", SPARK_TABLE, "--table", FLINK_TABLE))
     step("pyiceberg reads both", lambda: pyiceberg_read(cfg, [SPARK_TABLE, FLINK_TABLE]))
+    # [/template:streaming]
+    # [template:!streaming] step("pyiceberg reads it", lambda: pyiceberg_read(cfg, [SPARK_TABLE]))
     client = airflow_client.AirflowClient.for_platform(cfg)
+    # [template:streaming]
     # Airflow's flink_jobs DAG deploys both jobs (or restores them from their checkpoints) and checks health.
     step("airflow: flink_jobs", lambda: {**run_dag(client, "flink_jobs", {"action": "ensure"}), **flink_states(cfg)})
     step("stream + measure latency", lambda: stream_and_measure(cfg, DEMO_RATE, DEMO_DURATION_S))
@@ -145,10 +154,11 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
         "lake reconciled",
         lambda: reconcile_stream(cfg, streamed),
     )
+    # [/template:streaming]
     history = (datetime.now(UTC) - timedelta(days=DEMO_HISTORY_DAYS_AGO)).date().isoformat()
     step("historical day in raw.*", lambda: seed_day(history))
     step("airflow: lakehouse_daily", lambda: run_dag(client, "lakehouse_daily", {"date": history}))
-    step("airflow: fraud_model_training", lambda: run_dag(client, "fraud_model_training"))
+    step("airflow: fraud_model_training", lambda: run_dag(client, "fraud_model_training"))  # [template:ml]
     return summary
 
 
@@ -178,6 +188,7 @@ def run_dag(client: airflow_client.AirflowClient, dag_id: str, conf: dict[str, A
     return {"state": state, "ui": client.run_url(dag_id, run_id)}
 
 
+# [template:streaming]
 def flink_states(cfg: PlatformConfig) -> dict[str, str]:
     from hybrid_platform import flink_ops
 
@@ -218,3 +229,6 @@ def reconcile_stream(cfg: PlatformConfig, streamed: dict[str, Any]) -> dict[str,
     if not result.exact:
         raise DemoFailure(f"the lake does not match what was produced: {result.to_dict()}")
     return result.to_dict()
+
+
+# [/template:streaming]

@@ -186,6 +186,7 @@ def _kafka_health(cfg: PlatformConfig) -> Health:
     return Health(True, f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)")
 
 
+# [template:streaming]
 # --------------------------------------------------------------------------------------------------
 # Flink: a standalone session cluster from the scripts and jars inside the apache-flink wheel
 
@@ -322,6 +323,7 @@ def _flink_taskmanager_health(cfg: PlatformConfig) -> Health:
     return Health(health.ok, "registered with the JobManager" if health.ok else health.detail)
 
 
+# [/template:streaming]
 # --------------------------------------------------------------------------------------------------
 # Iceberg catalog: JDBC on an embedded SQLite file (no process), shared by Spark, Flink and pyiceberg
 
@@ -416,9 +418,10 @@ def _airflow_prepare(cfg: PlatformConfig) -> None:
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
         raise RuntimeFailure(f"`airflow db migrate` failed: {tail[0] if tail else 'no output'}")
-    _dbt_manifest_prepare(cfg)
+    _dbt_manifest_prepare(cfg)  # [template:dbt]
 
 
+# [template:dbt]
 def _dbt_manifest_prepare(cfg: PlatformConfig) -> None:
     """Compile dbt's manifest when the project changed: Cosmos renders the dbt tasks from it at parse time,
     so the scheduler never runs dbt itself."""
@@ -438,6 +441,7 @@ def _dbt_manifest_prepare(cfg: PlatformConfig) -> None:
         raise RuntimeFailure(f"`dbt parse` failed: {tail[0] if tail else 'no output'}")
 
 
+# [/template:dbt]
 def _airflow_bin() -> str:
     return str(Path(sys.executable).parent / "airflow")
 
@@ -482,6 +486,7 @@ def services() -> list[Service]:
             ports=lambda cfg: [cfg.ports.kafka, cfg.ports.kafka_controller],
             prepare=_kafka_prepare,
         ),
+        # [template:streaming]
         Service(
             name="flink-jobmanager",
             command=_flink_command("jobmanager.sh"),
@@ -497,6 +502,7 @@ def services() -> list[Service]:
             env=flink_env,
             health=_flink_health,
         ),
+        # [/template:streaming]
         Service(
             name="airflow-api-server",
             command=_airflow_command("api-server"),
@@ -688,6 +694,7 @@ def status(cfg: PlatformConfig) -> list[ServiceStatus]:
     return report
 
 
+# [template:streaming]
 # --------------------------------------------------------------------------------------------------
 # Submitting PyFlink jobs to the session cluster
 
@@ -723,3 +730,6 @@ def flink_run(
         ]
         raise RuntimeFailure(f"flink run {script.name} failed: {(messages or output[-1:] or ['no output'])[0][:400]}")
     return result
+
+
+# [/template:streaming]

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import APIRequestContext, Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+from spark_jobs import seed_day
+
 from hybrid_platform import config, names
 from hybrid_platform.config import PlatformConfig
-from spark_jobs import seed_day
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from pyspark.sql import functions as F
 
+from spark_jobs import daily_etl, maintenance, quality, seed_day
+
 from hybrid_platform import names
 from hybrid_platform.config import PlatformConfig
-from spark_jobs import daily_etl, maintenance, quality, seed_day
 
 pytestmark = pytest.mark.integration
 

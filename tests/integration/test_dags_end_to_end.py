@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from spark_jobs import seed_day
+
 from hybrid_platform import names, runtime
 from hybrid_platform.config import PlatformConfig
 from hybrid_platform.model import ModelRegistry, registry_root
-from spark_jobs import seed_day
 
 pytestmark = pytest.mark.integration
 

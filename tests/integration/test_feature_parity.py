@@ -11,9 +11,10 @@ import pytest
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
+from spark_jobs.features import add_card_features
+
 from hybrid_platform import events, features, generator, runtime
 from hybrid_platform.config import REPO_ROOT, PlatformConfig
-from spark_jobs.features import add_card_features
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,8 @@ IDLE_MEMORY_BUDGET = 6 * 2**30
 
 def test_every_service_is_healthy_and_reports_memory(local_runtime: PlatformConfig) -> None:
     report = {item.name: item for item in runtime.status(local_runtime)}
-    assert {"iceberg-catalog", "kafka", "flink-jobmanager", "flink-taskmanager", "airflow-api-server"} <= set(report)
+    assert {"iceberg-catalog", "kafka", "airflow-api-server"} <= set(report)
+    assert {"flink-jobmanager", "flink-taskmanager"} <= set(report)  # [template:streaming]
     unhealthy = {name: item.detail for name, item in report.items() if not item.healthy}
     assert not unhealthy
     for name, item in report.items():
@@ -40,11 +41,15 @@ def test_up_twice_is_harmless(local_runtime: PlatformConfig) -> None:
     assert all(message.endswith("already running") for message in messages)
 
 
+# [template:streaming]
 def test_flink_rest_overview_answers(local_runtime: PlatformConfig) -> None:
     with urllib.request.urlopen(f"{local_runtime.flink_rest_url}/overview", timeout=5) as response:
         overview = json.loads(response.read())
     assert overview["taskmanagers"] == 1
     assert overview["slots-total"] >= 2
+
+
+# [/template:streaming]
 
 
 def test_airflow_login_with_documented_credentials(local_runtime: PlatformConfig) -> None:
@@ -104,6 +109,7 @@ def test_every_listener_of_ours_is_on_localhost(local_runtime: PlatformConfig) -
                 if inode in listening:
                     address, port = listening[inode]
                     ours[port] = (service.name, address)
-    assert {local_runtime.ports.kafka, local_runtime.ports.flink_rest, local_runtime.ports.airflow} <= set(ours)
+    assert {local_runtime.ports.kafka, local_runtime.ports.airflow} <= set(ours)
+    assert local_runtime.ports.flink_rest in ours  # [template:streaming]
     exposed = {port: owner for port, owner in ours.items() if owner[1] not in LOOPBACK}
     assert not exposed, f"listening beyond localhost: {exposed}"

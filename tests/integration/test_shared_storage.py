@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
+from spark_jobs import lakehouse_roundtrip
+
 from hybrid_platform import demo, runtime
 from hybrid_platform.config import REPO_ROOT, PlatformConfig
-from spark_jobs import lakehouse_roundtrip
 
 pytestmark = pytest.mark.integration
 

@@ -27,10 +27,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from streaming_reference import RefEvent, reference_alerts
 
+from spark_jobs.streaming_scoring import DEFAULT_ALERTS_TOPIC, DEFAULT_DLQ_TOPIC, EVENT_TIME_MAX_AHEAD_MS
+
 from hybrid_platform import events, generator, names
 from hybrid_platform.config import REPO_ROOT, PlatformConfig
 from hybrid_platform.model import RULES_ONLY_VERSION
-from spark_jobs.streaming_scoring import DEFAULT_ALERTS_TOPIC, DEFAULT_DLQ_TOPIC, EVENT_TIME_MAX_AHEAD_MS
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
+from spark_jobs import daily_etl, seed_day, session, train_fraud_model
+from spark_jobs.train_fraud_model import Options, cutoff_ms
+
 from hybrid_platform import config, names
 from hybrid_platform.features import FEATURE_SPEC_VERSION
 from hybrid_platform.model import HotReloadingModel, ModelRegistry
-from spark_jobs import daily_etl, seed_day, session, train_fraud_model
-from spark_jobs.train_fraud_model import Options, cutoff_ms
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +133,7 @@ def test_a_cutoff_before_the_labels_arrived_fails_the_gate_and_trains_nothing(
     assert ModelRegistry(registry_dir).list_versions() == []
 
 
+# [template:streaming]
 def test_the_running_flink_job_scores_with_the_promoted_model(
     local_runtime: config.PlatformConfig, spark: Any, published_day: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -162,3 +164,6 @@ def test_the_running_flink_job_scores_with_the_promoted_model(
     versions = {a["model_version"] for a in alerts}
     assert versions == {trained["model_version"]}, versions
     assert any(any(r.startswith("model:") for r in a["reasons"]) for a in alerts), "the model itself raised alerts"
+
+
+# [/template:streaming]

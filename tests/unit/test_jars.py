@@ -39,15 +39,18 @@ def test_every_jar_is_pinned_with_a_checksum_and_a_reason() -> None:
 def test_jvm_versions_match_the_python_engines() -> None:
     versions, entries = jars.load_manifest()
     by_artifact = {jar.artifact: jar for jar in entries}
-    pyspark, flink = _locked_version("pyspark"), _locked_version("apache-flink")
-    spark_line, flink_line = ".".join(pyspark.split(".")[:2]), ".".join(flink.split(".")[:2])
+    pyspark = _locked_version("pyspark")
+    spark_line = ".".join(pyspark.split(".")[:2])
     assert versions["spark"] == pyspark
-    assert versions["flink"] == flink_line
     assert by_artifact["spark-sql-kafka-0-10_2.13"].version == pyspark
     assert by_artifact[f"iceberg-spark-runtime-{spark_line}_2.13"].version == versions["iceberg"]
+    assert by_artifact["kafka_2.13"].version == versions["kafka"]
+    # [template:streaming]
+    flink_line = ".".join(_locked_version("apache-flink").split(".")[:2])
+    assert versions["flink"] == flink_line
     assert by_artifact[f"iceberg-flink-runtime-{flink_line}"].version == versions["iceberg"]
     assert by_artifact["flink-sql-connector-kafka"].version.endswith(("-2.0", f"-{flink_line}"))
-    assert by_artifact["kafka_2.13"].version == versions["kafka"]
+    # [/template:streaming]
 
 
 class _Repository(http.server.SimpleHTTPRequestHandler):

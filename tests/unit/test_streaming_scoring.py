@@ -10,10 +10,11 @@ import pytest
 from streaming_reference import LATE_FEATURES as REFERENCE_LATE_FEATURES
 from streaming_reference import RefEvent, reference_features
 
-from hybrid_platform import events, features
-from hybrid_platform.rules import LATE_EVENT_REASON
 from spark_jobs import streaming_scoring as job
 from spark_jobs.streaming_scoring import CardEvent, CardState, release_due
+
+from hybrid_platform import events, features
+from hybrid_platform.rules import LATE_EVENT_REASON
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 

@@ -13,6 +13,9 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from spark_jobs import tables
+from spark_jobs import train_fraud_model as training
+
 from hybrid_platform.features import FEATURE_NAMES, FEATURE_SPEC_VERSION
 from hybrid_platform.model import (
     KIND_LOGISTIC_REGRESSION,
@@ -21,8 +24,6 @@ from hybrid_platform.model import (
     model_inputs,
     score_features,
 )
-from spark_jobs import tables
-from spark_jobs import train_fraud_model as training
 
 AS_OF = 1_764_000_000_000
 MINUTE = 60_000

@@ -197,8 +197,11 @@ def _read(path: Path) -> str | None:
 
 
 def _removes_dependencies(pyproject: str, parts: dict[str, bool]) -> bool:
-    """Whether the parts switched off drop lines (dependency groups, pins) from pyproject.toml."""
-    everything = {part: part != "reference" for part in parts}
+    """Whether the parts switched off drop lines (dependency groups, pins) from pyproject.toml.
+
+    Compared with the template as locked, where every part is on (``reference`` too: its bench group is
+    in the template's uv.lock, so a generated project always drops it)."""
+    everything = dict.fromkeys(parts, True)
     return apply_markers(pyproject, everything) != apply_markers(pyproject, parts)
 
 

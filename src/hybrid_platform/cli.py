@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hybrid_platform import airflow_client, config, demo, flink_ops, generator, jars, latency, names, runtime
+from hybrid_platform import airflow_client, config, demo, flink_ops, generator, jars, latency, runtime
 from hybrid_platform.argparsing import OneLineParser, fraction, positive_number
 from hybrid_platform.java import JavaError
 
@@ -144,7 +144,8 @@ def cmd_flink(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 
 
 def cmd_latency(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
-    report = latency.measure(cfg, args.duration, alerts_topic=args.alerts_topic)
+    chosen = {"alerts_topic": args.alerts_topic} if args.alerts_topic else {}  # else measure's default topic
+    report = latency.measure(cfg, args.duration, **chosen)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return 0
 
@@ -253,7 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--json", action="store_true", help="machine-readable report")
     measure.add_argument(
         "--alerts-topic",
-        default=names.TOPIC_FRAUD_ALERTS,
         metavar="TOPIC",
         help="alerts of which job (default fraud_alerts, Flink; fraud_alerts_spark for the Spark streaming job)",
     )

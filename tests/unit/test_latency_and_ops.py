@@ -96,4 +96,10 @@ def test_latency_cli_takes_an_alerts_topic() -> None:
 
     args = cli.build_parser().parse_args(["latency", "--alerts-topic", "fraud_alerts_spark", "--duration", "5"])
     assert args.alerts_topic == "fraud_alerts_spark"
-    assert cli.build_parser().parse_args(["latency"]).alerts_topic == "fraud_alerts"
+    import inspect
+
+    from hybrid_platform import latency, names
+
+    # Without the option the CLI passes nothing and measure's own default applies: Flink's alerts.
+    assert cli.build_parser().parse_args(["latency"]).alerts_topic is None
+    assert inspect.signature(latency.measure).parameters["alerts_topic"].default == names.TOPIC_FRAUD_ALERTS

@@ -212,7 +212,7 @@ def test_file_tree_follows_the_options(
         assert path in template_files, f"{path} appeared from nowhere"
         assert re.search(
             r"flink|stream|latency|reconcile|feature_parity|shared_storage|dbt|train|training|infra/|compose|k8s|"
-            r"kubernetes|copier|template",
+            r"kubernetes|copier|template|bench|test_infra|docs/scaling|\.dockerignore",
             path,
         ), f"{path} is missing from the generated project"
 

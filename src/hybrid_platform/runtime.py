@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
+import urllib.parse  # [template:streaming]
 import urllib.request
 import uuid
 from base64 import urlsafe_b64encode

@@ -106,16 +106,31 @@ def alerts(
     produced_at: dict[str, int] = {}
     alert_seen_at: dict[str, float] = {}
     last_alert_ms = [0.0]  # written by the alert reader only; read by the loop that decides when to stop
-    stop = threading.Event()
+    stop = threading.Event()  # the transaction reader finishes what was produced, then ends
+    alerts_done = threading.Event()
 
     readers_ready = threading.Barrier(3)
+
+    def caught_up(consumer: Any) -> bool:
+        for position in consumer.position(consumer.assignment()):
+            high = consumer.get_watermark_offsets(position, timeout=5, cached=False)[1]
+            if position.offset < high:
+                return False
+        return True
 
     def read_transactions() -> None:
         consumer = consumer_from(cfg, names.TOPIC_TRANSACTIONS, start_ms, read_committed=False)
         consumer.consume(1, 0.5)
         readers_ready.wait()
         try:
-            while not stop.is_set():
+            # Every transaction of the run is read, even after the alerts went quiet: at high rates this
+            # reader can trail, and an alert whose transaction it has not seen yet would be lost as a sample.
+            deadline: float | None = None
+            while deadline is None or time.monotonic() < deadline:
+                if stop.is_set():
+                    deadline = deadline or time.monotonic() + 60
+                    if caught_up(consumer):
+                        break
                 for message in consumer.consume(1000, 0.1):
                     if message.error():
                         continue
@@ -131,7 +146,7 @@ def alerts(
         consumer.consume(1, 0.5)
         readers_ready.wait()
         try:
-            while not stop.is_set():
+            while not alerts_done.is_set():
                 for message in consumer.consume(1000, 0.02):
                     received = _now_ms()
                     if message.error():
@@ -157,9 +172,10 @@ def alerts(
             continue
         if _now_ms() - last_alert_ms[0] > quiet_s * 1000:
             break
+    alerts_done.set()
     stop.set()
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=70)
     samples = [
         [produced_at[txn], seen - produced_at[txn]]
         for txn, seen in alert_seen_at.items()

@@ -66,7 +66,7 @@ def test_postgres_catalog_and_s3_warehouse_for_a_cluster() -> None:
         {
             "HDP_CATALOG_URI": "jdbc:postgresql://postgres:5432/iceberg",
             "HDP_CATALOG_USER": "iceberg",
-            "HDP_CATALOG_PASSWORD": "pw",
+            "HDP_CATALOG_PASSWORD": "pw",  # pragma: allowlist secret
             "HDP_WAREHOUSE": "s3://hdp-warehouse/warehouse",
             "HDP_S3_ENDPOINT": "http://minio:9000",
             "HDP_S3_REGION": "us-east-1",
@@ -77,7 +77,8 @@ def test_postgres_catalog_and_s3_warehouse_for_a_cluster() -> None:
     assert java["io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
     assert java["s3.endpoint"] == "http://minio:9000" and java["s3.path-style-access"] == "true"
     assert java["client.region"] == "us-east-1"
-    assert cfg.catalog.sqlalchemy_uri == "postgresql+psycopg2://iceberg:pw@postgres:5432/iceberg"
+    expected_uri = "postgresql+psycopg2://iceberg:pw@postgres:5432/iceberg"  # pragma: allowlist secret
+    assert cfg.catalog.sqlalchemy_uri == expected_uri
     py = cfg.catalog.pyiceberg_properties()
     assert py["s3.endpoint"] == "http://minio:9000" and py["s3.region"] == "us-east-1"
     # Credentials stay with the AWS variables; the catalog properties never carry them.

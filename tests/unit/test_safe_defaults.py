@@ -102,7 +102,9 @@ def test_the_secret_scan_catches_a_planted_secret(tmp_path: Path) -> None:
     baseline = REPO_ROOT / ".secrets.baseline"
     planted = tmp_path / "settings.py"
     # A private key header and an AWS key id: what the scan must never let into the repository.
-    planted.write_text('KEY = """-----BEGIN RSA PRIVATE KEY-----"""\naws_access_key_id = "AKIA' + "Q" * 16 + '"\n')
+    # (Assembled here, so this file itself holds no key header for the scan to find.)
+    header = "-----BEGIN RSA " + "PRIVATE KEY-----"
+    planted.write_text(f'KEY = """{header}"""\naws_access_key_id = "AKIA' + "Q" * 16 + '"\n')
     clean = tmp_path / "clean.py"
     clean.write_text('password = os.environ["HDP_AIRFLOW_PASSWORD"]\n')
     found = subprocess.run([hook, "--baseline", str(baseline), str(planted)], capture_output=True, text=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -107,12 +106,6 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Context:
     """What a leg gets: the profile, the private runtime's config, a log, and where to leave artefacts."""
@@ -139,14 +132,7 @@ class Context:
 def private_runtime(home: Path) -> Generator[None]:
     """HDP_* variables for a runtime of the bench's own (free ports, own state); stopped at the end."""
     home.mkdir(parents=True, exist_ok=True)
-    env = {
-        "HDP_HOME": str(home),
-        "HDP_KAFKA_PORT": str(_free_port()),
-        "HDP_KAFKA_CONTROLLER_PORT": str(_free_port()),
-        "HDP_FLINK_PORT": str(_free_port()),
-        "HDP_FLINK_RPC_PORT": str(_free_port()),
-        "HDP_AIRFLOW_PORT": str(_free_port()),
-    }
+    env = runtime.private_env(home)
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     cfg = config.load()

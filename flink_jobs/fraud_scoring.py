@@ -113,6 +113,28 @@ DLQ_COLUMNS = (
 )
 
 
+#: On time: not yet behind the watermark, so the OVER windows will see it. Late: scored without windows.
+ON_TIME = "(CURRENT_WATERMARK(event_ts) IS NULL OR event_ts > CURRENT_WATERMARK(event_ts))"
+
+
+def add_feature_views(t_env: TableEnvironment, parsed: str) -> None:
+    """``on_time`` (valid rows the windows take) and the feature stages up to ``card_features``.
+
+    ``parsed`` has ``ok`` and the contract's columns. Only what scoring needs goes into the windows: OVER
+    operators keep every input row of their range (an hour for the 1-hour features), so each dropped column
+    shrinks state and checkpoints.
+    """
+    t_env.create_temporary_view(
+        "on_time",
+        t_env.sql_query(
+            f"SELECT txn_id, card_id, amount, mcc, channel, country, event_time, event_ts "
+            f"FROM {parsed} WHERE ok AND {ON_TIME}"
+        ),
+    )
+    for view, query in features.flink_feature_stages("on_time"):
+        t_env.create_temporary_view(view, t_env.sql_query(query))
+
+
 def build_pipeline(
     t_env: TableEnvironment, source: str, alerts_sink: str, dlq_sink: str, settings: ScoringSettings
 ) -> StatementSet:
@@ -131,19 +153,7 @@ def build_pipeline(
             f"FROM {source})"
         ),
     )
-    # On time: not yet behind the watermark, so the OVER windows will see it. Late: scored without windows.
-    on_time = "(CURRENT_WATERMARK(event_ts) IS NULL OR event_ts > CURRENT_WATERMARK(event_ts))"
-    # Only what scoring needs goes into the windows: OVER operators keep every input row of their range
-    # (an hour for the 1-hour features), so each dropped column shrinks state and checkpoints.
-    t_env.create_temporary_view(
-        "on_time",
-        t_env.sql_query(
-            f"SELECT txn_id, card_id, amount, mcc, channel, country, event_time, event_ts "
-            f"FROM parsed WHERE ok AND {on_time}"
-        ),
-    )
-    for view, query in features.flink_feature_stages("on_time"):
-        t_env.create_temporary_view(view, t_env.sql_query(query))
+    add_feature_views(t_env, "parsed")
 
     feature_args = ", ".join(features.FEATURE_NAMES)
     late_feature_args = ", ".join(
@@ -160,7 +170,7 @@ FROM (
   UNION ALL
   SELECT txn_id, card_id, event_time,
          score_transaction(amount, mcc, channel, country, TRUE, {late_feature_args}) AS s
-  FROM parsed WHERE ok AND NOT {on_time}
+  FROM parsed WHERE ok AND NOT {ON_TIME}
 )
 WHERE s.score >= {settings.alert_threshold}"""
     statements = t_env.create_statement_set()

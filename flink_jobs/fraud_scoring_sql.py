@@ -18,12 +18,14 @@ from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 from flink_jobs.fraud_scoring import (
     ALERT_COLUMNS,
     DLQ_COLUMNS,
+    ON_TIME,
+    add_feature_views,
     configure,
     exactly_once_kafka_sink_ddl,
     source_ddl,
 )
 
-from hybrid_platform import config, features, names, rules
+from hybrid_platform import config, names, rules
 from hybrid_platform.model import RULES_ONLY_VERSION
 
 JOB_NAME = "fraud_scoring_sql"
@@ -63,16 +65,7 @@ def build_pipeline(
             f"CAST(`raw` AS STRING) AS original, source_topic, source_partition, source_offset, event_ts FROM {source}"
         ),
     )
-    on_time = "(CURRENT_WATERMARK(event_ts) IS NULL OR event_ts > CURRENT_WATERMARK(event_ts))"
-    t_env.create_temporary_view(
-        "on_time",
-        t_env.sql_query(
-            f"SELECT txn_id, card_id, amount, mcc, channel, country, event_time, event_ts "
-            f"FROM parsed WHERE ok AND {on_time}"
-        ),
-    )
-    for view, query in features.flink_feature_stages("on_time"):
-        t_env.create_temporary_view(view, t_env.sql_query(query))
+    add_feature_views(t_env, "parsed")
     on_time_score, on_time_reasons = score_sql(is_late=False)
     late_score, late_reasons = score_sql(is_late=True)
     scored = f"""
@@ -82,7 +75,7 @@ FROM (
   SELECT txn_id, card_id, event_time, {on_time_score} AS score, {on_time_reasons} AS reasons FROM card_features
   UNION ALL
   SELECT txn_id, card_id, event_time, {late_score} AS score, {late_reasons} AS reasons
-  FROM parsed WHERE ok AND NOT {on_time}
+  FROM parsed WHERE ok AND NOT {ON_TIME}
 )
 WHERE score >= {threshold}"""
     statements = t_env.create_statement_set()

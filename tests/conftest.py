@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,28 +11,14 @@ import pytest
 from hybrid_platform import config, jars, runtime
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def platform_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """HDP_* variables for a private platform, exported for the whole test session.
 
     A running `make demo` on the default ports and state folder is left untouched.
     """
-    home = tmp_path_factory.mktemp("platform")
-    env = {
-        "HDP_HOME": str(home),
-        "HDP_KAFKA_PORT": str(_free_port()),
-        "HDP_KAFKA_CONTROLLER_PORT": str(_free_port()),
-        "HDP_FLINK_PORT": str(_free_port()),
-        "HDP_FLINK_RPC_PORT": str(_free_port()),
-        "HDP_AIRFLOW_PORT": str(_free_port()),
-        "HDP_AIRFLOW_PASSWORD": "test-password",  # pragma: allowlist secret (test-only)
-    }
+    env = runtime.private_env(tmp_path_factory.mktemp("platform"))
+    env["HDP_AIRFLOW_PASSWORD"] = "test-password"  # pragma: allowlist secret (test-only)
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     yield env

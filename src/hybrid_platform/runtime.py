@@ -62,6 +62,27 @@ def _http_json(url: str, timeout: float = 3.0) -> object:
         return json.loads(response.read())
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def private_env(home: Path) -> dict[str, str]:
+    """``HDP_*`` variables for a runtime of its own: ``home`` as state folder and free ports.
+
+    What the integration tests and the benchmark use, so a running ``make demo`` is never touched.
+    """
+    return {
+        "HDP_HOME": str(home),
+        "HDP_KAFKA_PORT": str(free_port()),
+        "HDP_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "HDP_FLINK_PORT": str(free_port()),
+        "HDP_FLINK_RPC_PORT": str(free_port()),
+        "HDP_AIRFLOW_PORT": str(free_port()),
+    }
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -76,7 +76,7 @@ def test_catalog_password_never_lands_in_the_profile(tmp_path: Path) -> None:
             "HDP_CATALOG_PASSWORD": "s3cret-value",  # pragma: allowlist secret (test-only)
         }
     )
-    jars.ensure_all(cluster.jar_cache, ["spark"])
+    jars.ensure_all(cluster.jar_cache, ["spark", jars.CLUSTER_SET])  # a Postgres catalog puts the cluster jars on it
     text = dbt_runner.render_profile(cluster)
     assert "s3cret-value" not in text
     parameters = yaml.safe_load(text)[dbt_runner.PROFILE_NAME]["outputs"]["local"]["server_side_parameters"]

@@ -424,6 +424,8 @@ def test_default_project_passes_its_own_fast_checks(template_clone: Path, tmp_pa
     )
     answers = (destination / ".copier-answers.yml").read_text(encoding="utf-8")
     assert "package_name: my_data_platform" in answers and "cli_name: mdp" in answers
+    # What a user does next: a new project is a git repository (its tests check what git ignores).
+    _run("git", "init", "-q", cwd=destination)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HDP_", "VIRTUAL_ENV", "UV_PROJECT"))}
     env["MDP_JAR_CACHE"] = str(config.load().jar_cache)  # verified by SHA-256 on use: sharing it is safe
     nice = ["nice", "-n", "10"] if shutil.which("nice") else []

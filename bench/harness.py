@@ -7,7 +7,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
@@ -250,7 +249,3 @@ def run(
     results["wall_s"] = round(time.time() - started, 1)
     write_results(out_dir, results)
     return results
-
-
-def python_executable() -> str:
-    return sys.executable

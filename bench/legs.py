@@ -208,7 +208,3 @@ LEGS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "batch": batch_leg.batch,
     "ml": ml,
 }
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -106,6 +106,10 @@ def spark_job(kafka_runtime: PlatformConfig, tmp_path: Path) -> Iterator[subproc
         "latest",
         "--run-for-s",
         "900",  # a safety net: the test stops it
+        # The reference scores with the rules alone; the session's registry may hold a champion that
+        # earlier tests (fraud_model_training) promoted, so this job gets a registry of its own, empty.
+        "--model-registry",
+        str(tmp_path / "registry"),
     ]
     env = {**os.environ, "HDP_SPARK_DRIVER_MEMORY": os.environ.get("HDP_SPARK_DRIVER_MEMORY", "1g")}
     job = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

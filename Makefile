@@ -20,7 +20,7 @@ BENCH_ARGS ?=
 # The browser the Airflow UI test drives (through Playwright): Debian's chromium, never Playwright's download.
 export HDP_CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help setup setup-browser demo up down status test test-unit test-integration lint format typecheck security clean
+.PHONY: help setup setup-browser demo up down status test test-unit test-integration chaos lint format typecheck security clean
 .PHONY: infra-check  # [template:infra]
 .PHONY: bench  # [template:reference]
 
@@ -88,7 +88,7 @@ test-unit: setup ## Unit tests only (no services)
 	$(VENV)/bin/pytest -m "not integration" $(PYTEST_ARGS)
 
 test-integration: setup setup-browser ## Integration tests against real services the tests start and stop
-	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "integration and not chaos" $(PYTEST_ARGS)
 
 # [template:infra]
 infra-check: $(VENV)/.synced ## Validate infra/ offline (Compose and k8s schemas incl. CRDs, version matrix, ports, secrets); part of `make test`
@@ -99,8 +99,11 @@ security: $(VENV)/.synced ## Secret scan of every tracked file (detect-secrets) 
 	git ls-files -z | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline .secrets.baseline
 	UV=$(UV) $(VENV)/bin/python tools/audit_dependencies.py
 
-test: setup setup-browser lint typecheck ## Everything CI runs: hygiene, unit and integration tests
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: setup setup-browser lint typecheck ## Hygiene, unit and integration tests (CI runs this, then `make chaos`)
+	$(VENV)/bin/pytest -m "not chaos" $(PYTEST_ARGS)
+
+chaos: setup ## Fault tests with real processes: kill -9 TaskManager/JobManager/Kafka/Spark, overload, bad input; reconciled
+	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
 
 clean: down ## Remove runtime state (.platform) and environments; the jar cache is kept
 	rm -rf .platform $(VENV) $(VENV_FLINK) .pytest_cache .ruff_cache .mypy_cache

@@ -25,7 +25,8 @@ from hybrid_platform.config import REPO_ROOT, PlatformConfig
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
-BATCH_DAY = date(2026, 8, 3)
+PUBLISHED_DAY = date(2026, 8, 2)  # built completely first: what readers see while the next day is written
+BATCH_DAY = date(2026, 8, 3)  # the day whose run is killed
 BATCH_TRANSACTIONS = 200_000
 
 
@@ -51,12 +52,12 @@ def _table(cfg: PlatformConfig, name: str) -> Any:
         return None
 
 
-def _day_rows(table: Any) -> int:
+def _day_rows(table: Any, day: date = BATCH_DAY) -> int:
     from pyiceberg.expressions import EqualTo
 
     if table is None or table.current_snapshot() is None:
         return 0
-    return int(table.scan(row_filter=EqualTo("event_date", BATCH_DAY.isoformat())).to_arrow().num_rows)
+    return int(table.scan(row_filter=EqualTo("event_date", day.isoformat())).to_arrow().num_rows)
 
 
 def _data_files(cfg: PlatformConfig, name: str) -> set[Path]:
@@ -68,36 +69,48 @@ def _data_files(cfg: PlatformConfig, name: str) -> set[Path]:
     return set(folder.rglob("*.parquet")) if folder.exists() else set()
 
 
-def _published(cfg: PlatformConfig, names_: list[str]) -> dict[str, tuple[int | None, int]]:
-    """What a reader of each table sees: main's snapshot id, and the batch day's row count."""
+def _published(cfg: PlatformConfig, names_: list[str]) -> dict[str, tuple[int | None, int, int]]:
+    """What a reader of each table sees: main's snapshot id, and the rows of both days."""
     seen = {}
     for name in names_:
         table = _table(cfg, name)
         snapshot = table.current_snapshot() if table is not None else None
-        seen[name] = (snapshot.snapshot_id if snapshot else None, _day_rows(table))
+        seen[name] = (snapshot.snapshot_id if snapshot else None, _day_rows(table, PUBLISHED_DAY), _day_rows(table))
     return seen
+
+
+def _seed(day: date, log: Path) -> dict[str, Any]:
+    seed = _spark(["spark_jobs.seed_day", "--date", day.isoformat(), "--transactions", str(BATCH_TRANSACTIONS)], log)
+    assert seed.wait(600) == 0, f"seed_day failed; see {log}"
+    text = log.read_text()
+    seeded: dict[str, Any] = json.loads(text[text.rindex("\n{") :])
+    return seeded
+
+
+def _etl(day: date, run_id: str, log: Path) -> subprocess.Popen[bytes]:
+    return _spark(["spark_jobs.daily_etl", "--date", day.isoformat(), "--run-id", run_id], log)
 
 
 def test_spark_job_killed_mid_write_publishes_nothing_and_the_rerun_completes(
     platform_cfg: PlatformConfig, tmp_path: Path
 ) -> None:
-    """``daily_etl`` is killed (``kill -9`` of the driver and its JVM) while it writes silver: readers of
-    every published table see exactly what they saw before (write-audit-publish: the data went to an audit
-    branch, and Iceberg commits are atomic); the rerun of the same day completes with exact counts."""
+    """``daily_etl`` for a day is killed (``kill -9`` of the driver and its JVM) while it writes silver, the
+    day before already published: readers of every published table see exactly what they saw before (the
+    same snapshot: write-audit-publish wrote to an audit branch, and Iceberg commits are atomic); the rerun
+    of the day completes with exact counts."""
     cfg = platform_cfg
     runtime.prepare_catalog(cfg)  # the one piece of the runtime a Spark job needs (no process)
     log = tmp_path / "spark.log"
-    seed = _spark(
-        ["spark_jobs.seed_day", "--date", BATCH_DAY.isoformat(), "--transactions", str(BATCH_TRANSACTIONS)], log
-    )
-    assert seed.wait(600) == 0, f"seed_day failed; see {log}"
-    seeded = json.loads(log.read_text()[log.read_text().rindex("\n{") :])
+    published = _seed(PUBLISHED_DAY, log)
+    assert _etl(PUBLISHED_DAY, "chaos_published", log).wait(900) == 0, f"daily_etl failed; see {log}"
+    seeded = _seed(BATCH_DAY, log)
     tables = [names.SILVER_TRANSACTIONS, *names.GOLD_TABLES]
     before = _published(cfg, tables)
+    assert before[names.SILVER_TRANSACTIONS][1:] == (published["transactions"], 0), before
     files_before = _data_files(cfg, names.SILVER_TRANSACTIONS)
 
     started = time.monotonic()
-    killed = _spark(["spark_jobs.daily_etl", "--date", BATCH_DAY.isoformat(), "--run-id", "chaos_killed"], log)
+    killed = _etl(BATCH_DAY, "chaos_killed", log)
     while not (written := _data_files(cfg, names.SILVER_TRANSACTIONS) - files_before):
         assert killed.poll() is None, f"daily_etl ended (exit {killed.returncode}) before writing; see {log}"
         assert time.monotonic() - started < 600, "daily_etl wrote no silver file in 10 min"
@@ -106,20 +119,24 @@ def test_spark_job_killed_mid_write_publishes_nothing_and_the_rerun_completes(
     killed_after_s = round(time.monotonic() - started, 1)
     killed.wait(30)
 
-    assert _published(cfg, tables) == before, "a killed run changed what readers of a published table see"
+    after = _published(cfg, tables)
+    changed = sorted(t for t in tables if after[t] != before[t])
+    assert not changed, f"a killed run changed what readers of {changed} see: {before} -> {after}"
 
     rerun_started = time.monotonic()
-    rerun = _spark(["spark_jobs.daily_etl", "--date", BATCH_DAY.isoformat(), "--run-id", "chaos_rerun"], log)
+    rerun = _etl(BATCH_DAY, "chaos_rerun", log)
     assert rerun.wait(900) == 0, f"the rerun failed; see {log}"
     rerun_s = round(time.monotonic() - rerun_started, 1)
-    silver_rows = _day_rows(_table(cfg, names.SILVER_TRANSACTIONS))
+    silver = _table(cfg, names.SILVER_TRANSACTIONS)
+    silver_rows = _day_rows(silver)
     assert silver_rows == seeded["transactions"], (silver_rows, seeded)
+    assert _day_rows(silver, PUBLISHED_DAY) == published["transactions"], "the day before is untouched"
     result = {
         "fault": "kill -9 Spark daily_etl mid-write",
         "seeded_transactions": seeded["transactions"],
         "killed_after_s": killed_after_s,
         "files_written_before_kill": len(written),
-        "published_tables_changed_by_killed_run": 0,
+        "published_tables_changed_by_killed_run": len(changed),
         "silver_rows_after_rerun": silver_rows,
         "lost": seeded["transactions"] - silver_rows,
         "rerun_s": rerun_s,

@@ -24,9 +24,11 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from decimal import Decimal
+from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import Producer
@@ -59,6 +61,8 @@ class Stream(threading.Thread):
     """The generator in the background, with the offsets it starts from (so only this run is reconciled)."""
 
     TOPICS = (names.TOPIC_TRANSACTIONS, names.TOPIC_FRAUD_ALERTS, names.TOPIC_TRANSACTIONS_DLQ)
+    #: Valid txn_ids of every earlier run in this session: their last alerts may commit during a later run.
+    earlier_txn_ids: ClassVar[set[str]] = set()
 
     def __init__(self, cfg: PlatformConfig, seed: int, rate: float = RATE, duration_s: float = STREAM_S) -> None:
         super().__init__(daemon=True)
@@ -84,7 +88,23 @@ class Stream(threading.Thread):
     def finished(self) -> generator.GeneratorReport:
         self.join(timeout=self.duration_s + 300)
         assert self.error is None and self.report is not None, f"the generator failed: {self.error}"
+        advance_watermark(self.cfg)
         return self.report
+
+
+def advance_watermark(cfg: PlatformConfig) -> None:
+    """One valid record per partition, event time 5 s ahead: the job's watermark passes the run's last events,
+    which it holds for the event-time windows until then (an idle partition does not advance it). 10.00 at
+    a grocer never alerts, however often the flush card pays (card testing needs amounts up to 5.00)."""
+    partitions = reconcile.end_offsets(cfg, names.TOPIC_TRANSACTIONS)
+    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "enable.idempotence": True})
+    ahead_ms = int(time.time() * 1000) + 5_000
+    for partition in partitions:
+        record = events.Transaction(
+            str(uuid.uuid4()), "card_watermark_flush", "m-flush", "5411", Decimal("10.00"), "EUR", "FR", "pos", ahead_ms
+        )
+        producer.produce(names.TOPIC_TRANSACTIONS, record.to_json().encode(), partition=partition)
+    assert producer.flush(30) == 0
 
 
 def _must_alert(transactions: list[events.Transaction]) -> set[str]:
@@ -137,10 +157,11 @@ def reconcile_stream(cfg: PlatformConfig, stream: Stream, fault: str, **measured
         "alert_duplicates": sum(alerts.values()) - len(alerts),
         "must_alert": len(must_alert),
         "must_alert_missing": len(must_alert - set(alerts)),
-        "alerts_for_unknown_txns": len(set(alerts) - valid),
+        "alerts_for_unknown_txns": len(set(alerts) - valid - Stream.earlier_txn_ids),
         "landed_after_s": lake.waited_s,
         **measured,
     }
+    Stream.earlier_txn_ids |= valid
     FAULT_RESULTS.append(result)
     print(json.dumps(result))
     assert (result["lost"], result["duplicated"]) == (0, 0), result
@@ -162,15 +183,16 @@ def _kill(cfg: PlatformConfig, service: str) -> int:
     return killed_ms
 
 
-def _recover(cfg: PlatformConfig, after_ms: int) -> dict[str, Any]:
-    """``ensure_running`` for each job, then a checkpoint of each completed after ``after_ms``."""
+def _recover(cfg: PlatformConfig, fault_ms: int, fault_over_ms: int | None = None) -> dict[str, Any]:
+    """``ensure_running`` for each job, then a checkpoint of each completed after the fault was over
+    (``fault_over_ms``, default: at once); the recovery time is counted from the fault."""
     recovered: dict[str, Any] = {}
     for job in flink_ops.JOBS:
         result = flink_lifecycle.ensure_running(cfg, job)
-        checkpoint = flink_lifecycle.await_checkpoint(cfg, result.job_id, after_ms, timeout_s=240)
+        checkpoint = flink_lifecycle.await_checkpoint(cfg, result.job_id, fault_over_ms or fault_ms, timeout_s=240)
         recovered[job] = {
             "actions": list(result.actions),
-            "checkpointing_again_s": round((int(checkpoint["latest_ack_timestamp"]) - after_ms) / 1000, 1),
+            "checkpointing_again_s": round((int(checkpoint["latest_ack_timestamp"]) - fault_ms) / 1000, 1),
         }
     return recovered
 
@@ -221,11 +243,16 @@ def test_kafka_broker_restarted_mid_stream(jobs: PlatformConfig) -> None:
     killed_ms = _kill(cfg, "kafka")
     time.sleep(10)
     runtime.up(cfg, only=["kafka"])
-    back_s = round(time.time() - killed_ms / 1000, 1)
-    recovered = _recover(cfg, killed_ms)
+    back_ms = int(time.time() * 1000)
+    recovered = _recover(cfg, killed_ms, back_ms)
     recovery_s = max(r["checkpointing_again_s"] for r in recovered.values())
     reconcile_stream(
-        cfg, stream, "kill -9 Kafka broker, restarted", recovery_s=recovery_s, broker_back_s=back_s, recovery=recovered
+        cfg,
+        stream,
+        "kill -9 Kafka broker, restarted",
+        recovery_s=recovery_s,
+        broker_back_s=round((back_ms - killed_ms) / 1000, 1),
+        recovery=recovered,
     )
 
 
@@ -238,8 +265,10 @@ def test_overload_is_absorbed_by_backpressure_and_the_lag_drains(jobs: PlatformC
     lag_samples: list[tuple[float, int]] = []
     stream = Stream(cfg, seed=704, rate=20_000, duration_s=6)  # as fast as the Python producer goes
     started = time.monotonic()
+    backpressure: set[str] = set()
     while stream.is_alive():
         lag_samples.append((time.monotonic() - started, _lag(cfg)))
+        backpressure.add(_source_backpressure(cfg, job_ids[names.JOB_FRAUD_SCORING]))
         time.sleep(1)
     burst_s = time.monotonic() - started
     report = stream.finished()
@@ -265,9 +294,19 @@ def test_overload_is_absorbed_by_backpressure_and_the_lag_drains(jobs: PlatformC
         burst_rate_per_s=round(report.achieved_rate),
         burst_s=round(burst_s, 1),
         peak_lag_records=peak,
+        source_backpressure_seen=sorted(backpressure),
         lag_drained_after_burst_s=drained_s,
         drain_rate_per_s=round(peak / drained_s) if drained_s else None,
     )
+
+
+def _source_backpressure(cfg: PlatformConfig, job_id: str) -> str:
+    """Flink's back-pressure level (ok / low / high) of the job's source: high while downstream is the limit."""
+    source = flink_ops._request(cfg, "GET", f"/jobs/{job_id}")["vertices"][0]["id"]
+    level: str = flink_ops._request(cfg, "GET", f"/jobs/{job_id}/vertices/{source}/backpressure").get(
+        "backpressureLevel", "unknown"
+    )
+    return level
 
 
 def _lag(cfg: PlatformConfig) -> int:
@@ -351,10 +390,11 @@ def test_malformed_corpus_is_dead_lettered_and_the_job_keeps_running(jobs: Platf
     }
     assert lake_dlq == {key: record["reason"] for key, record in topic_dlq.items()}
 
+    restarts = {job: _exceptions(cfg, job_id) - failures_before[job] for job, job_id in job_ids.items()}
     for job, job_id in job_ids.items():
         info = flink_ops.active_job(cfg, job)
         assert info is not None and info.job_id == job_id and info.state == "RUNNING", f"{job} did not run on"
-        assert _exceptions(cfg, job_id) == failures_before[job], f"{job} failed on a record"
+    assert not any(restarts.values()), f"a job failed on a record: {restarts}"
     largest = max(len(c.raw) for c in malformed.values())
     result = {
         "fault": "malformed corpus",
@@ -363,7 +403,7 @@ def test_malformed_corpus_is_dead_lettered_and_the_job_keeps_running(jobs: Platf
         "dead_lettered": len(topic_dlq),
         "lost": len(cases) - sum(landed.values()) - len(topic_dlq),
         "largest_record_bytes": largest,
-        "job_restarts": 0,
+        "job_restarts": sum(restarts.values()),
         "landed_after_s": lake.waited_s,
     }
     FAULT_RESULTS.append(result)

@@ -297,6 +297,9 @@ def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
         "execution.checkpointing.savepoint-dir": (base / "savepoints").as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "execution.checkpointing.num-retained": "3",
+        # Where jobs with the changelog state backend (fraud_scoring) write their state changes.
+        "state.changelog.storage": "filesystem",
+        "state.changelog.dstl.dfs.base-path": (base / "changelog").as_uri(),
         "restart-strategy.type": "exponential-delay",
         "python.executable": python,
         "python.client.executable": python,

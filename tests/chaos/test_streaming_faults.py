@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import pytest
 from confluent_kafka import Producer
 from fault_report import FAULT_RESULTS
-from kafka_checks import read_committed
+from stream_checks import read_committed
 
 from hybrid_platform import events, flink_lifecycle, flink_ops, generator, malformed_corpus, names, reconcile, runtime
 from hybrid_platform.config import PlatformConfig

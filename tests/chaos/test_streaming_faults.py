@@ -35,7 +35,16 @@ from confluent_kafka import Producer
 from fault_report import FAULT_RESULTS
 from stream_checks import read_committed
 
-from hybrid_platform import events, flink_lifecycle, flink_ops, generator, malformed_corpus, names, reconcile, runtime
+from hybrid_platform import (  # one name per line: a generated project's longer package name still fits
+    events,
+    flink_lifecycle,
+    flink_ops,
+    generator,
+    malformed_corpus,
+    names,
+    reconcile,
+    runtime,
+)
 from hybrid_platform.config import PlatformConfig
 from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD, score_transaction
 

@@ -8,12 +8,23 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import Any
 
 from pyflink.table import EnvironmentSettings, TableEnvironment
 
 from bench import etl_sql
 
 from hybrid_platform import config, engines
+
+
+def _wait_until_terminal(table_result: Any, timeout_s: float = 60) -> None:
+    """Each run starts on an idle cluster: the previous job has released its slots and memory."""
+    client = table_result.get_job_client()
+    deadline = time.monotonic() + timeout_s
+    while client is not None and time.monotonic() < deadline:
+        if client.get_job_status().result().is_globally_terminal_state():
+            return
+        time.sleep(0.1)
 
 
 def main() -> int:
@@ -34,9 +45,13 @@ def main() -> int:
     result: list[str] = []
     for _ in range(args.repeats + 1):
         run_started = time.monotonic()
-        with t_env.execute_sql(query).collect() as rows:
-            row = next(iter(rows))
+        table_result = t_env.execute_sql(query)
+        with table_result.collect() as rows:
+            # Read to the end: closing the iterator early cancels a job that has not finished yet, and the
+            # next run would then queue behind a cancellation for its slots.
+            row, *_rest = list(rows)
         runs.append({"seconds": time.monotonic() - run_started, "finished_at": time.time()})
+        _wait_until_terminal(table_result)
         result = etl_sql.normalize(tuple(row))
     print(
         "BENCH_RESULT "

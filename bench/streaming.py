@@ -231,6 +231,7 @@ def _job_settings(ctx: Context, job_id: str) -> dict[str, str]:
         "execution.checkpointing.interval",
         "execution.checkpointing.mode",
         "state.backend.type",
+        "state.changelog.enabled",
         "parallelism.default",
         "pipeline.auto-watermark-interval",
     )
@@ -270,7 +271,12 @@ def _deploy_variant(ctx: Context, variant: str) -> str:
     os.environ.update(env_overrides)
     try:
         script = FLINK_SQL_JOB if variant == "sql" else flink_ops.JOBS[names.JOB_FRAUD_SCORING]
-        result = runtime.flink_run(ctx.cfg, script, ["--start-from", "latest-offset"], detached=True)
+        result = runtime.flink_run(
+            ctx.cfg,
+            script,
+            ["--start-from", "latest-offset", "--alert-threshold", str(ctx.profile.alert_threshold)],
+            detached=True,
+        )
     finally:
         for key, value in saved.items():
             if value is None:
@@ -376,6 +382,8 @@ def spark_streaming(ctx: Context) -> dict[str, Any]:
                         "latest",
                         "--checkpoint-dir",
                         checkpoints,
+                        "--alert-threshold",
+                        str(p.alert_threshold),
                     ],
                     stdout=out,
                     stderr=subprocess.STDOUT,

@@ -58,8 +58,11 @@ class _FakeConsumer:
     def __init__(self, messages: list[_FakeMessage]) -> None:
         self.messages = messages
 
+    def poll(self, timeout: float) -> _FakeMessage | None:
+        return self.messages.pop(0) if self.messages else None
+
     def consume(self, count: int, timeout: float) -> list[_FakeMessage]:
-        handed, self.messages = self.messages, []
+        handed, self.messages = self.messages[:count], self.messages[count:]
         return handed
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""``python -m bench [--profile quick|full|smoke] [--legs ...] [--out DIR] [--publish]`` (`make bench`)."""
+"""``python -m bench [--profile quick|full|smoke] [--legs ...] [--out DIR] [--publish] [--compare JSON]``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<profile>)")
     parser.add_argument("--report-only", action="store_true", help="rebuild REPORT.md from an existing results.json")
     parser.add_argument("--publish", action="store_true", help="also put the headline table into README.md")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="hold an earlier run's results.json against this one's: is each median within the other's spread",
+    )
     args = parser.parse_args(argv)
     profile = harness.PROFILES[args.profile]
     out_dir = args.out or harness.RESULTS_DIR / profile.name
@@ -28,6 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = harness.run(profile, out_dir, legs=args.legs)
     path = report.write_report(results, out_dir)
     print(report.headline_markdown(results))
+    if args.compare:
+        if not args.compare.is_file():
+            parser.error(f"--compare {args.compare}: no such results.json; give the path of an earlier run's")
+        comparison = report.compare_markdown(json.loads(args.compare.read_text()), results)
+        (out_dir / "COMPARISON.md").write_text(f"# Two runs of the {profile.name} profile\n\n{comparison}\n")
+        print(f"\n{comparison}")
     print(f"\nreport: {path}\nresults: {out_dir / 'results.json'}")
     if args.publish and not report.update_readme(harness.config.REPO_ROOT / "README.md", results):
         print("README.md has no bench markers; nothing published", file=sys.stderr)

@@ -301,6 +301,11 @@ def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
         "state.changelog.storage": "filesystem",
         "state.changelog.dstl.dfs.base-path": (base / "changelog").as_uri(),
         "restart-strategy.type": "exponential-delay",
+        # Iceberg 1.11 always reads Parquet with vectored IO; on the local filesystem Hadoop serves it from
+        # the JVM's shared asynchronous-file-channel pool, whose threads keep the class loader of the job that
+        # created them. A batch job started after that job ended hung 300 s on its first read (the pool
+        # thread failed on the closed loader). Every jar is in lib/ here, so the parent loader serves them.
+        "classloader.check-leaked-classloader": "false",
         "python.executable": python,
         "python.client.executable": python,
         "web.cancel.enable": "true",

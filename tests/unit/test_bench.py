@@ -105,3 +105,44 @@ def test_report_renders_every_leg(tmp_path: Path) -> None:
     readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nrest\n")
     assert report.update_readme(readme, results)
     assert "\nold\n" not in readme.read_text() and "| measure | result | notes |" in readme.read_text()
+
+
+def _run(p99s: list[float], warm: list[float]) -> dict[str, object]:
+    return {
+        "started_at": "t",
+        "machine": {"git_revision": "abc"},
+        "legs": {
+            "flink_streaming": {
+                "by_rate": {"1000": {"p50_ms": harness.summarize(p99s), "p99_ms": harness.summarize(p99s)}}
+            },
+            "batch": {"engines": {"spark": {"warm_s": harness.summarize(warm), "cold_s": harness.summarize(warm)}}},
+        },
+    }
+
+
+def test_compare_holds_each_median_against_the_other_runs_spread() -> None:
+    first = _run([700, 750, 800], [2.5, 2.7, 3.0])
+    second = _run([760, 790, 900], [4.0, 4.1, 4.2])
+    rows = {row["metric"]: row for row in report.compare(first, second)}
+    assert rows["Flink p99 (ms) at 1000/s"]["second_in_first_spread"]  # 790 within 700-800
+    assert not rows["Flink p99 (ms) at 1000/s"]["first_in_second_spread"]  # 750 below 760
+    assert not rows["Batch spark warm (s)"]["second_in_first_spread"]
+    text = report.compare_markdown(first, second)
+    assert "2 of 4 medians lie within the other run's min-max spread" in text
+
+
+def test_targets_report_what_was_not_measured_instead_of_passing_it() -> None:
+    results = {
+        "legs": {
+            "flink_streaming": {"by_rate": {"300": {"p99_ms": harness.summarize([100])}}},
+            "spark_streaming": {"by_trigger": {"asap": {"by_rate": {"300": {"p99_ms": harness.summarize([400])}}}}},
+            "batch": {"ratios": {"spark_over_flink_warm": 2.5, "duckdb_over_spark_warm": 7.9}},
+            "orchestration": {"parse_s": {"a": harness.summarize([0.1, 0.2])}},
+        }
+    }
+    verdicts = {target: (measured, verdict) for target, measured, verdict in report.targets(results)}
+    assert verdicts[report.TARGET_TEXT["flink_p99_5000"]] == ("not measured (full profile only)", "—")
+    assert verdicts[report.TARGET_TEXT["flink_vs_spark"]] == ("asap at 300/s: 4.0x", "missed")
+    assert verdicts[report.TARGET_TEXT["spark_vs_flink_batch"]][1] == "met"
+    assert verdicts[report.TARGET_TEXT["spark_vs_duckdb"]][1] == "missed"
+    assert verdicts[report.TARGET_TEXT["dag_parse"]] == ("slowest 0.200 s (max over repeats)", "met")

@@ -91,7 +91,7 @@ def batch(ctx: Context) -> dict[str, Any]:
     ctx.services("flink")  # the Flink leg submits to the session cluster; nothing else runs
     generated, _ = _spark("generate", "--rows", str(p.batch_rows), "--seed", str(p.seed))
     ctx.echo(f"   data: {generated}")
-    warm_repeats = max(2, p.repeats)
+    warm_repeats = p.batch_warm_runs
 
     spark_cold, spark_warm, spark_results, input_rows = [], [], [], 0
     for _ in range(p.repeats):

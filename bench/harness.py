@@ -49,8 +49,10 @@ class Profile:
     # Spark's Python transformWithState keeps up with ~300-500 events/s here: compared with Flink at a rate
     # both sustain (which stream_rates must include); the full profile adds the variant rate.
     spark_rates: tuple[int, ...] = (300,)
-    # Batch and ML.
+    # Batch and ML. Each engine runs `repeats` fresh processes (cold: start-up included), each followed by
+    # `batch_warm_runs` runs of the same query in that process (warm).
     batch_rows: int = 1_000_000
+    batch_warm_runs: int = 3
     ml_rows: int = 200_000
     # Orchestration: run lakehouse_daily end to end (minutes), or only a light DAG for scheduler latencies.
     orchestration_full_dag: bool = False
@@ -62,19 +64,27 @@ ALL_LEGS = ("footprint", "orchestration", "kafka_floor", "flink_streaming", "spa
 
 PROFILES: dict[str, Profile] = {
     # Under 15 minutes here: every leg, fewer rates and shorter runs.
-    "quick": Profile(name="quick", legs=ALL_LEGS, repeats=3, floor_duration_s=6.0, stream_duration_s=10.0),
+    "quick": Profile(
+        name="quick",
+        legs=ALL_LEGS,
+        repeats=3,
+        floor_duration_s=5.0,
+        stream_duration_s=8.0,
+        stream_warmup_s=2.0,
+        batch_warm_runs=2,
+    ),
     # The published numbers: longer runs, more rates, 10M batch rows, lakehouse_daily end to end, demo time.
     "full": Profile(
         name="full",
         legs=ALL_LEGS,
-        repeats=5,
+        repeats=3,
         floor_duration_s=20.0,
         stream_rates=(300, 1000, 2000, 5000),
-        stream_duration_s=45.0,
+        stream_duration_s=30.0,
         stream_warmup_s=10.0,
         sustain_rates=(3000, 5000, 7500),
         spark_rates=(300, 1000),
-        flink_variants=("thread", "process", "rocksdb", "sql"),
+        flink_variants=("thread", "process", "rocksdb", "sql", "tight"),
         batch_rows=10_000_000,
         ml_rows=1_000_000,
         orchestration_full_dag=True,

@@ -72,6 +72,7 @@ PROFILES: dict[str, Profile] = {
         stream_duration_s=8.0,
         stream_warmup_s=2.0,
         batch_warm_runs=2,
+        ml_rows=100_000,
     ),
     # The published numbers: longer runs, more rates, 10M batch rows, lakehouse_daily end to end, demo time.
     "full": Profile(
@@ -84,7 +85,7 @@ PROFILES: dict[str, Profile] = {
         stream_warmup_s=10.0,
         sustain_rates=(3000, 5000, 7500),
         spark_rates=(300, 1000),
-        flink_variants=("thread", "process", "rocksdb", "sql", "tight"),
+        flink_variants=("thread", "process", "rocksdb", "sql", "tight", "p2"),
         batch_rows=10_000_000,
         ml_rows=1_000_000,
         orchestration_full_dag=True,
@@ -95,7 +96,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         legs=("kafka_floor", "batch"),
-        repeats=2,
+        repeats=1,
+        batch_warm_runs=1,
         floor_rate=500,
         floor_duration_s=2.0,
         floor_linger_ms=(5,),
@@ -134,8 +136,8 @@ class Context:
         """Exactly these services up (others stopped), so an idle neighbour is not part of a result."""
         wanted = set(names)
         running = {s.name.split("-")[0] for s in runtime.services() if runtime.running(self.cfg, s.name)}
-        if running - wanted:  # down stops everything; up below restarts what is wanted
-            runtime.down(self.cfg, echo=lambda _line: None)
+        if running - wanted:
+            runtime.down(self.cfg, echo=lambda _line: None, only=sorted(running - wanted))
         if wanted:
             runtime.up(self.cfg, only=sorted(wanted), echo=lambda _line: None)
 

@@ -677,9 +677,16 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
         echo(f"{service.name}: started (pid {process.pid}, {time.monotonic() - started_at:.0f}s)")
 
 
-def down(cfg: PlatformConfig, echo: Callable[[str], None] = print, timeout_s: float = 30.0) -> None:
-    """Stop every service recorded under ``cfg.home``, in reverse start order, and nothing else."""
+def down(
+    cfg: PlatformConfig,
+    echo: Callable[[str], None] = print,
+    timeout_s: float = 30.0,
+    only: list[str] | None = None,
+) -> None:
+    """Stop every service recorded under ``cfg.home`` (or ``only`` those), in reverse start order, and nothing else."""
     for service in reversed(services()):
+        if only and not any(service.name.startswith(prefix) for prefix in only):
+            continue
         state = running(cfg, service.name)
         record = _record(cfg, service.name)
         if state is None:

@@ -232,8 +232,22 @@ def _python_mode_in_use(ctx: Context) -> str:
     return "thread"
 
 
-def _job_settings(ctx: Context, job_id: str) -> dict[str, str]:
-    """The settings the running job actually has (Flink REST), for the ones that decide latency."""
+#: fraud_scoring's ``configure`` prints its job-level settings after this prefix (``flink_jobs`` needs pyflink,
+#: which this environment does not have, so the prefix is repeated here; a unit test keeps the two equal).
+JOB_SETTINGS_PREFIX = "job settings: "
+
+
+def _printed_settings(client_output: str) -> dict[str, str]:
+    for line in client_output.splitlines():
+        if line.startswith(JOB_SETTINGS_PREFIX):
+            printed: dict[str, str] = json.loads(line.removeprefix(JOB_SETTINGS_PREFIX))
+            return printed
+    return {}
+
+
+def _job_settings(ctx: Context, job_id: str, client_output: str = "") -> dict[str, str]:
+    """The settings the running job actually has, for the ones that decide latency: the cluster's (REST), the
+    checkpointing the JobManager applies (REST), and the job-level ones the job printed when submitted."""
     interesting = (
         "python.execution-mode",
         "python.fn-execution.bundle.size",
@@ -252,8 +266,13 @@ def _job_settings(ctx: Context, job_id: str) -> dict[str, str]:
         for entry in entries or []:
             if entry.get("key") in interesting:
                 settings[entry["key"]] = entry.get("value")
+        applied = flink_ops._request(ctx.cfg, "GET", f"/jobs/{job_id}/checkpoints/config") or {}
+        for key in ("mode", "interval", "state_backend", "state_changelog_enabled", "changelog_storage"):
+            if key in applied:
+                settings[f"checkpoints/config {key}"] = str(applied[key])
     except Exception as error:  # recorded, not fatal: the numbers stand without it
         settings["error"] = str(error)
+    settings.update({k: v for k, v in _printed_settings(client_output).items() if k in interesting})
     return settings
 
 
@@ -275,8 +294,9 @@ def _variant_arguments(variant: str) -> list[str]:
     return ["--checkpoint-interval-ms", "100", "--watermark-delay-ms", "50"] if variant == "tight" else []
 
 
-def _deploy_variant(ctx: Context, variant: str) -> str:
-    """Start one fraud_scoring variant on fresh state, reading only new records; returns its job id."""
+def _deploy_variant(ctx: Context, variant: str) -> tuple[str, str]:
+    """Start one fraud_scoring variant on fresh state, reading only new records; returns its job id and the
+    client's output."""
     _cancel_all(ctx)
     generator.ensure_topics(ctx.cfg, names.ALL_TOPICS)
     env_overrides = {
@@ -311,7 +331,7 @@ def _deploy_variant(ctx: Context, variant: str) -> str:
     while time.monotonic() < deadline:
         info = next((j for j in flink_ops.jobs(ctx.cfg) if j.job_id == job_id), None)
         if info and info.state == "RUNNING":
-            return job_id
+            return job_id, result.stdout
         if info and info.state in {"FAILED", "CANCELED"}:
             raise RuntimeError(f"{variant}: {flink_ops.root_cause(ctx.cfg, job_id)}")
         time.sleep(0.5)
@@ -327,8 +347,8 @@ def flink_streaming(ctx: Context) -> dict[str, Any]:
     ctx.services("kafka", "flink")
     results: dict[str, Any] = {"by_rate": {}, "variants": {}, "sustain": {}}
     seed = p.seed
-    job_id = _deploy_variant(ctx, "thread")
-    results["settings"] = _job_settings(ctx, job_id)
+    job_id, client_output = _deploy_variant(ctx, "thread")
+    results["settings"] = _job_settings(ctx, job_id, client_output)
     _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate)
     # After the warm-up: a process-mode Python worker starts with the first bundle, not at deployment.
     results["python_mode_in_use"] = _python_mode_in_use(ctx)
@@ -358,8 +378,8 @@ def flink_streaming(ctx: Context) -> dict[str, Any]:
                 "python_mode_in_use": results["python_mode_in_use"],
             }
             continue
-        job_id = _deploy_variant(ctx, variant)
-        settings = _job_settings(ctx, job_id)
+        job_id, client_output = _deploy_variant(ctx, variant)
+        settings = _job_settings(ctx, job_id, client_output)
         if _variant_arguments(variant):
             settings["job arguments"] = " ".join(_variant_arguments(variant))
         _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate)

@@ -18,6 +18,7 @@ Long-lived job on the Flink session cluster (``hdp flink deploy fraud_scoring``)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sysconfig
 from collections.abc import Sequence
@@ -197,6 +198,10 @@ def python_thread_mode() -> dict[str, str]:
     return {"python.execution-mode": "thread", "python.pythonpath": os.pathsep.join(paths)}
 
 
+#: How ``configure`` prefixes the job's effective settings in the client output (read by the benchmark).
+JOB_SETTINGS_PREFIX = "job settings: "
+
+
 def changelog_settings() -> dict[str, str]:
     """The changelog state backend (HDP_FLINK_CHANGELOG, default on), and the restore mode it needs.
 
@@ -212,7 +217,7 @@ def changelog_settings() -> dict[str, str]:
 def configure(t_env: TableEnvironment, job_name: str, checkpoint_interval_ms: int) -> None:
     """Job settings that decide latency and guarantees (recorded here, not left to defaults)."""
     conf = t_env.get_config()
-    for key, value in {
+    settings = {
         "pipeline.name": job_name,
         "table.local-time-zone": "UTC",
         "execution.checkpointing.interval": f"{checkpoint_interval_ms} ms",
@@ -236,8 +241,11 @@ def configure(t_env: TableEnvironment, job_name: str, checkpoint_interval_ms: in
         # Small Python bundles: default bundles (100k rows / 1 s) add up to a second of latency.
         "python.fn-execution.bundle.size": "100",
         "python.fn-execution.bundle.time": "10",
-    }.items():
+    }
+    for key, value in settings.items():
         conf.set(key, value)
+    # One line in the client's output: Flink's REST API shows the cluster's settings, not these job-level ones.
+    print(JOB_SETTINGS_PREFIX + json.dumps(settings, sort_keys=True), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

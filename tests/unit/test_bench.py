@@ -146,3 +146,15 @@ def test_targets_report_what_was_not_measured_instead_of_passing_it() -> None:
     assert verdicts[report.TARGET_TEXT["spark_vs_flink_batch"]][1] == "met"
     assert verdicts[report.TARGET_TEXT["spark_vs_duckdb"]][1] == "missed"
     assert verdicts[report.TARGET_TEXT["dag_parse"]] == ("slowest 0.200 s (max over repeats)", "met")
+
+
+def test_job_settings_are_read_from_the_line_fraud_scoring_prints() -> None:
+    from bench import streaming
+
+    from hybrid_platform.config import REPO_ROOT
+
+    job_source = (REPO_ROOT / "flink_jobs" / "fraud_scoring.py").read_text()
+    assert f'JOB_SETTINGS_PREFIX = "{streaming.JOB_SETTINGS_PREFIX}"' in job_source
+    output = 'Job has been submitted with JobID abc\njob settings: {"python.execution-mode": "thread"}\n'
+    assert streaming._printed_settings(output) == {"python.execution-mode": "thread"}
+    assert streaming._printed_settings("no such line") == {}

@@ -197,6 +197,14 @@ def _warm_up(ctx: Context, alerts_topic: str, rate: int) -> None:
     raise RuntimeError(f"no result on {alerts_topic} after 4 minutes of warm-up traffic")
 
 
+def cdf_points(sorted_values: list[float], points: int = 500) -> list[float]:
+    """At most ``points`` evenly spaced quantiles of an ascending list, always including its min and max."""
+    if len(sorted_values) <= points:
+        return sorted_values
+    last = len(sorted_values) - 1
+    return [sorted_values[round(i * last / (points - 1))] for i in range(points)]
+
+
 def _summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "runs": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in runs],
@@ -205,8 +213,9 @@ def _summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
             for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms", "written_p50_ms", "written_p99_ms")
         },
         "kept_up": all(r.get("kept_up", False) for r in runs),
-        # Every post-warm-up latency of every repeat, for the CDF plot.
-        "latencies_ms": sorted(v for r in runs for v in r.get("latencies_ms", [])),
+        # The CDF of every post-warm-up latency of every repeat, for the plot: 500 quantiles are enough to
+        # draw it, and keep results.json small (every sample of a full run would be megabytes).
+        "latencies_ms": cdf_points(sorted(v for r in runs for v in r.get("latencies_ms", []))),
     }
 
 

@@ -158,3 +158,12 @@ def test_job_settings_are_read_from_the_line_fraud_scoring_prints() -> None:
     output = 'Job has been submitted with JobID abc\njob settings: {"python.execution-mode": "thread"}\n'
     assert streaming._printed_settings(output) == {"python.execution-mode": "thread"}
     assert streaming._printed_settings("no such line") == {}
+
+
+def test_cdf_points_keep_the_extremes_and_bound_the_size() -> None:
+    from bench.streaming import cdf_points
+
+    values = [float(v) for v in range(10_000)]
+    points = cdf_points(values, points=500)
+    assert len(points) == 500 and (points[0], points[-1]) == pytest.approx((0, 9_999)) and points == sorted(points)
+    assert cdf_points([1.0, 2.0]) == [1.0, 2.0]

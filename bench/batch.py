@@ -88,29 +88,31 @@ def flink_runs(cfg: config.PlatformConfig, repeats: int) -> dict[str, Any]:
 
 def batch(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
-    ctx.services("flink")  # the Flink leg submits to the session cluster; nothing else runs
+    ctx.services("flink")  # Flink batch submits to the session cluster; nothing else runs
     generated, _ = _spark("generate", "--rows", str(p.batch_rows), "--seed", str(p.seed))
     ctx.echo(f"   data: {generated}")
     warm_repeats = p.batch_warm_runs
 
     spark_cold, spark_warm, spark_results, input_rows = [], [], [], 0
+    flink_cold, flink_warm, flink_results = [], [], []
+    duck_cold, duck_warm, duck_results = [], [], []
+    version = ""
+    # One engine after another, repeat by repeat (Spark, Flink, DuckDB, Spark, ...): each engine's repeats span
+    # the whole leg, so a drift of the machine's speed shows in every engine's spread rather than in one.
+    # The Flink session cluster stays up (idle) throughout, so every engine runs beside the same idle JVMs.
     for _ in range(p.repeats):
         outcome, started = _spark("etl", "--repeats", str(warm_repeats))
         spark_cold.append(outcome["first_result_at"] - started)
         spark_warm.extend(outcome["warm_s"])
         spark_results.append(outcome["result"])
         input_rows = outcome["input_rows"]
-    flink_cold, flink_warm, flink_results = [], [], []
-    for _ in range(p.repeats):
+
         outcome = flink_runs(ctx.cfg, warm_repeats)
         flink_cold.append(outcome["cold_s"])
         flink_warm.extend(outcome["warm_s"])
         flink_results.append(outcome["result"])
-    ctx.services()  # the DuckDB leg runs with nothing else up
-    duck_cold, duck_warm, duck_results = [], [], []
-    version = ""
-    for _ in range(p.repeats):
-        outcome = duckdb_runs(ctx.cfg, warm_repeats)
+
+        outcome = duckdb_runs(ctx.cfg, p.duckdb_warm_runs)
         duck_cold.append(outcome["cold_s"])
         duck_warm.extend(outcome["warm_s"])
         duck_results.append(outcome["result"])

@@ -34,6 +34,9 @@ class Profile:
     floor_duration_s: float = 8.0
     floor_record_bytes: int = 500
     floor_linger_ms: tuple[int, ...] = (0, 5)
+    # The floor's p99 at linger.ms=0 swings 5-100 ms between runs seconds apart (10k single-record requests/s
+    # on 2 cores): more, shorter runs than `repeats` so its spread shows that. None: `repeats`.
+    floor_repeats: int | None = None
     # Streaming: open-loop rates, seconds per run, seconds of each run excluded as warm-up.
     stream_rates: tuple[int, ...] = (300, 1000, 2000)
     stream_duration_s: float = 12.0
@@ -53,6 +56,9 @@ class Profile:
     # `batch_warm_runs` runs of the same query in that process (warm).
     batch_rows: int = 1_000_000
     batch_warm_runs: int = 3
+    # DuckDB's warm query takes a third of a second: more runs per process cost nothing and widen a spread that
+    # two runs would take from a few seconds of the machine's life.
+    duckdb_warm_runs: int = 5
     ml_rows: int = 200_000
     # Orchestration: run lakehouse_daily end to end (minutes), or only a light DAG for scheduler latencies.
     orchestration_full_dag: bool = False
@@ -68,7 +74,8 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         legs=ALL_LEGS,
         repeats=3,
-        floor_duration_s=5.0,
+        floor_duration_s=3.0,
+        floor_repeats=4,
         stream_duration_s=8.0,
         stream_warmup_s=2.0,
         batch_warm_runs=2,
@@ -118,6 +125,23 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
         "n": len(clean),
         "values": [round(v, 3) for v in clean],
     }
+
+
+def reference_speed_ms(rounds: int = 7) -> float:
+    """Median time of a fixed single-threaded CPU workload, taken as each leg starts.
+
+    This machine is a VM whose speed drifts (the same loop varies ~10% between runs minutes apart); two runs
+    that differ on every CPU-bound figure by the same few percent show it here too, so a comparison can tell a
+    slower machine from a slower engine.
+    """
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for i in range(200_000):
+            total += i * i
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 2)
 
 
 @dataclass
@@ -249,14 +273,17 @@ def run(
         ctx = Context(profile=profile, out_dir=out_dir, echo=echo)
         for leg in chosen:
             echo(f"== {leg}")
+            speed = reference_speed_ms()
             leg_started = time.monotonic()
             try:
                 outcome = leg_registry.LEGS[leg](ctx)
                 outcome["wall_s"] = round(time.monotonic() - leg_started, 1)
+                outcome["reference_speed_ms"] = speed
             except Exception as error:  # a failed leg is recorded, the others still run
                 outcome = {
                     "error": f"{type(error).__name__}: {error}",
                     "wall_s": round(time.monotonic() - leg_started, 1),
+                    "reference_speed_ms": speed,
                 }
                 echo(f"   {leg} failed: {outcome['error']}")
             results["legs"][leg] = outcome

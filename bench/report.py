@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +326,16 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         lines += [f"| {name} | {mb:,} | {load.get(name, '—')} |" for name, mb in foot["idle_rss_mb"].items()]
         if foot.get("demo"):
             lines += ["", f"`make demo` wall time: {foot['demo']}"]
+    speeds = {leg: data["reference_speed_ms"] for leg, data in legs.items() if data.get("reference_speed_ms")}
+    if speeds:
+        lines += [
+            "",
+            "## Machine speed as each leg started",
+            "",
+            "A fixed single-threaded CPU loop, median of 7 (ms; lower is faster): "
+            + ", ".join(f"{leg} {ms:g}" for leg, ms in speeds.items())
+            + ". Compare it between runs before reading a few percent into any CPU-bound figure.",
+        ]
     lines += [
         "",
         "## Configuration",
@@ -476,6 +487,12 @@ def compare(first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, Any
     return rows
 
 
+def reference_speed(results: dict[str, Any]) -> float | None:
+    """The run's machine speed: median over its legs of the reference loop's time (ms), None before it was kept."""
+    speeds = [data["reference_speed_ms"] for data in results.get("legs", {}).values() if data.get("reference_speed_ms")]
+    return statistics.median(speeds) if speeds else None
+
+
 def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
     rows = compare(first, second)
     both = sum(1 for r in rows if r["second_in_first_spread"] and r["first_in_second_spread"])
@@ -485,6 +502,15 @@ def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
         f"run B {second.get('started_at')} (git {second.get('machine', {}).get('git_revision')}): "
         f"{either} of {len(rows)} medians lie within the other run's min-max spread, {both} both ways.",
         "",
+    ]
+    speed_a, speed_b = reference_speed(first), reference_speed(second)
+    if speed_a and speed_b:
+        lines += [
+            f"Machine speed (a fixed CPU loop as each leg started, median over legs): A {speed_a:g} ms, "
+            f"B {speed_b:g} ms ({(speed_b - speed_a) / speed_a * 100:+.0f}%).",
+            "",
+        ]
+    lines += [
         "| metric | A median (min-max) | B median (min-max) | B - A | B in A's spread | A in B's spread |",
         "|---|---|---|---|---|---|",
     ]

@@ -86,7 +86,7 @@ def kafka_floor(ctx: Context) -> dict[str, Any]:
     results: dict[str, Any] = {"rate": p.floor_rate, "record_bytes": p.floor_record_bytes, "by_linger_ms": {}}
     for linger in p.floor_linger_ms:
         runs = []
-        for _ in range(p.repeats):
+        for _ in range(p.floor_repeats or p.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "floor.json"
                 start_ms = int(time.time() * 1000)
@@ -361,13 +361,16 @@ def flink_streaming(ctx: Context) -> dict[str, Any]:
     _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate)
     # After the warm-up: a process-mode Python worker starts with the first bundle, not at deployment.
     results["python_mode_in_use"] = _python_mode_in_use(ctx)
-    for rate in p.stream_rates:
-        runs = []
-        for _ in range(p.repeats):
+    # Repeats interleave the rates (300, 1000, 2000, 300, ...): a rate's repeats span the whole leg, so its
+    # spread includes the machine's drift over minutes instead of three runs back to back.
+    runs_by_rate: dict[int, list[dict[str, Any]]] = {rate: [] for rate in p.stream_rates}
+    for _ in range(p.repeats):
+        for rate in p.stream_rates:
             seed += 1
-            runs.append(measured_run(ctx, rate, seed, names.TOPIC_FRAUD_ALERTS, quiet_s=FLINK_QUIET_S))
+            runs_by_rate[rate].append(measured_run(ctx, rate, seed, names.TOPIC_FRAUD_ALERTS, quiet_s=FLINK_QUIET_S))
             if rate == max(p.stream_rates):
                 results.setdefault("rss_mb_under_load", _rss_mb(ctx))
+    for rate, runs in runs_by_rate.items():
         results["by_rate"][str(rate)] = _summarize_runs(runs)
         ctx.echo(f"   flink {rate}/s: p99 {results['by_rate'][str(rate)]['p99_ms']['median']} ms")
     for rate in p.sustain_rates:

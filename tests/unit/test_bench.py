@@ -129,6 +129,20 @@ def test_compare_holds_each_median_against_the_other_runs_spread() -> None:
     assert not rows["Batch spark warm (s)"]["second_in_first_spread"]
     text = report.compare_markdown(first, second)
     assert "2 of 4 medians lie within the other run's min-max spread" in text
+    assert "Machine speed" not in text  # runs from before the reference loop was kept say nothing about it
+
+
+def test_compare_shows_how_much_slower_the_machine_was() -> None:
+    first, second = _run([700], [2.5]), _run([700], [2.7])
+    for run, speeds in ((first, (20.0, 22.0)), (second, (22.0, 22.0))):
+        for leg, ms in zip(("flink_streaming", "batch"), speeds, strict=True):
+            run["legs"][leg]["reference_speed_ms"] = ms  # type: ignore[index]
+    assert report.reference_speed(first) == pytest.approx(21.0)
+    assert "A 21 ms, B 22 ms (+5%)" in report.compare_markdown(first, second)
+
+
+def test_reference_speed_is_a_positive_time() -> None:
+    assert 0 < harness.reference_speed_ms(rounds=3) < 10_000
 
 
 def test_targets_report_what_was_not_measured_instead_of_passing_it() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from bench import etl_sql
 from bench.harness import Context, summarize
 
-from hybrid_platform import config, runtime
+from hybrid_platform import config, flink_ops, runtime
 
 #: Every engine gets two cores' worth of parallelism: Spark local[2], Flink parallelism 2, DuckDB 2 threads.
 CORES = 2
@@ -73,6 +73,22 @@ def duckdb_runs(cfg: config.PlatformConfig, repeats: int) -> dict[str, Any]:
     return {"cold_s": cold, "warm_s": seconds[1:], "result": result, "threads": CORES, "version": duckdb.__version__}
 
 
+def taskmanager_direct_memory_mb(cfg: config.PlatformConfig) -> float | None:
+    """Direct memory the TaskManager JVM holds: it must not grow from one batch job to the next."""
+    metric = "Status.JVM.Memory.Direct.MemoryUsed"
+    deadline = time.monotonic() + 15  # the JobManager fetches TaskManager metrics every 10 s
+    while time.monotonic() < deadline:
+        try:
+            managers = flink_ops._request(cfg, "GET", "/taskmanagers").get("taskmanagers", [])
+            values = flink_ops._request(cfg, "GET", f"/taskmanagers/{managers[0]['id']}/metrics?get={metric}")
+            if values:
+                return round(float(values[0]["value"]) / 2**20, 1)
+        except Exception:  # recorded as unknown: the timings stand without it
+            return None
+        time.sleep(1)
+    return None
+
+
 def flink_runs(cfg: config.PlatformConfig, repeats: int) -> dict[str, Any]:
     started = time.time()
     output = runtime.flink_run(
@@ -83,6 +99,7 @@ def flink_runs(cfg: config.PlatformConfig, repeats: int) -> dict[str, Any]:
     )
     result = _bench_result(output.stdout)
     result["cold_s"] = result["first_result_at"] - started
+    result["taskmanager_direct_mb_after"] = taskmanager_direct_memory_mb(cfg)
     return result
 
 
@@ -94,7 +111,7 @@ def batch(ctx: Context) -> dict[str, Any]:
     warm_repeats = p.batch_warm_runs
 
     spark_cold, spark_warm, spark_results, input_rows = [], [], [], 0
-    flink_cold, flink_warm, flink_results = [], [], []
+    flink_cold, flink_warm, flink_results, flink_direct_mb = [], [], [], []
     duck_cold, duck_warm, duck_results = [], [], []
     version = ""
     # One engine after another, repeat by repeat (Spark, Flink, DuckDB, Spark, ...): each engine's repeats span
@@ -111,6 +128,7 @@ def batch(ctx: Context) -> dict[str, Any]:
         flink_cold.append(outcome["cold_s"])
         flink_warm.extend(outcome["warm_s"])
         flink_results.append(outcome["result"])
+        flink_direct_mb.append(outcome["taskmanager_direct_mb_after"])
 
         outcome = duckdb_runs(ctx.cfg, p.duckdb_warm_runs)
         duck_cold.append(outcome["cold_s"])
@@ -124,6 +142,7 @@ def batch(ctx: Context) -> dict[str, Any]:
             "cold_s": summarize(flink_cold),
             "warm_s": summarize(flink_warm),
             "setting": f"batch mode, parallelism {CORES}, session cluster",
+            "taskmanager_direct_mb_after_each_process": flink_direct_mb,
         },
         "duckdb": {
             "cold_s": summarize(duck_cold),

@@ -23,11 +23,11 @@ DAG_IDS = ("flink_jobs", "fraud_model_training", "lakehouse_daily", "lakehouse_m
 def footprint(ctx: Context) -> dict[str, Any]:
     """Resident memory of every service, idle: the whole runtime up, nothing submitted."""
     ctx.services("kafka", "flink", "airflow")
-    time.sleep(15)  # let start-up settle (Airflow's first DAG parse, JIT) before sampling
+    time.sleep(10)  # let start-up settle (Airflow's first DAG parse, JIT) before sampling
     samples = []
     for _ in range(3):
         samples.append({s.name: s.rss_bytes for s in runtime.status(ctx.cfg) if s.pid})
-        time.sleep(3)
+        time.sleep(1)
     services = sorted(samples[0])
     idle_mb = {name: round(summarize([s.get(name, 0) for s in samples])["median"] / 2**20) for name in services}
     result: dict[str, Any] = {"idle_rss_mb": idle_mb, "idle_total_mb": sum(idle_mb.values())}

@@ -89,6 +89,7 @@ def kafka_floor(ctx: Context) -> dict[str, Any]:
         for _ in range(p.floor_repeats or p.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "floor.json"
+                ready = Path(tmp) / "ready"
                 start_ms = int(time.time() * 1000)
                 consumer = subprocess.Popen(
                     _probe(
@@ -97,13 +98,17 @@ def kafka_floor(ctx: Context) -> dict[str, Any]:
                         FLOOR_TOPIC,
                         "--start-ms",
                         str(start_ms),
+                        # From when it is assigned: the producer's schedule, its connection, and a second
+                        # for the last records (end to end they take milliseconds).
                         "--duration",
-                        str(p.floor_duration_s + 2),
+                        str(p.floor_duration_s + 1.5),
                         "--out",
                         str(out),
+                        "--ready-file",
+                        str(ready),
                     )
                 )
-                time.sleep(1.0)
+                _wait_ready(ready, consumer)
                 produced = subprocess.run(
                     _probe(
                         "floor-produce",
@@ -187,11 +192,11 @@ def measured_run(
     return stats
 
 
-def _warm_up(ctx: Context, alerts_topic: str, rate: int) -> None:
+def _warm_up(ctx: Context, alerts_topic: str, rate: int, quiet_s: float = QUIET_S) -> None:
     """Traffic until the first result appears: the job is deployed, caught up and has JIT-compiled its path."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        run = measured_run(ctx, rate, seed=1, alerts_topic=alerts_topic, duration_s=3.0)
+        run = measured_run(ctx, rate, seed=1, alerts_topic=alerts_topic, duration_s=3.0, quiet_s=quiet_s)
         if run.get("samples", 0) > 0 or run.get("alerts_seen", 0) > 0:
             return
     raise RuntimeError(f"no result on {alerts_topic} after 4 minutes of warm-up traffic")
@@ -358,7 +363,7 @@ def flink_streaming(ctx: Context) -> dict[str, Any]:
     seed = p.seed
     job_id, client_output = _deploy_variant(ctx, "thread")
     results["settings"] = _job_settings(ctx, job_id, client_output)
-    _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate)
+    _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate, FLINK_QUIET_S)
     # After the warm-up: a process-mode Python worker starts with the first bundle, not at deployment.
     results["python_mode_in_use"] = _python_mode_in_use(ctx)
     # Repeats interleave the rates (300, 1000, 2000, 300, ...): a rate's repeats span the whole leg, so its
@@ -401,7 +406,7 @@ def flink_streaming(ctx: Context) -> dict[str, Any]:
         settings = _job_settings(ctx, job_id, client_output)
         if _variant_arguments(variant):
             settings["job arguments"] = " ".join(_variant_arguments(variant))
-        _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate)
+        _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate, FLINK_QUIET_S)
         mode = "none (no Python UDF)" if variant == "sql" else _python_mode_in_use(ctx)
         runs = []
         for _ in range(p.repeats):

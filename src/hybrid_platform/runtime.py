@@ -306,6 +306,12 @@ def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
         # created them. A batch job started after that job ended hung 300 s on its first read (the pool
         # thread failed on the closed loader). Every jar is in lib/ here, so the parent loader serves them.
         "classloader.check-leaked-classloader": "false",
+        # The same pool reads each Parquet range into a heap buffer through a temporary direct buffer of the
+        # range's size (~12 MB), which the JDK caches per pool thread without bound. Over a few batch jobs
+        # those caches filled the TaskManager's ~400 MB of direct memory; the next read died with "Cannot
+        # reserve ... direct buffer memory" and its job waited 300 s on the lost range. Larger temporary
+        # buffers are now freed right after use instead of cached.
+        "env.java.opts.taskmanager": "-Djdk.nio.maxCachedBufferSize=262144",
         "python.executable": python,
         "python.client.executable": python,
         "web.cancel.enable": "true",

@@ -74,11 +74,11 @@ PROFILES: dict[str, Profile] = {
         name="quick",
         legs=ALL_LEGS,
         repeats=3,
-        floor_duration_s=3.0,
+        floor_duration_s=2.5,
         floor_repeats=4,
         stream_duration_s=7.0,
         stream_warmup_s=2.0,
-        batch_warm_runs=2,
+        batch_warm_runs=1,
         ml_rows=100_000,
     ),
     # The published numbers: longer runs, more rates, 10M batch rows, lakehouse_daily end to end, demo time.

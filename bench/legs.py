@@ -23,7 +23,7 @@ DAG_IDS = ("flink_jobs", "fraud_model_training", "lakehouse_daily", "lakehouse_m
 def footprint(ctx: Context) -> dict[str, Any]:
     """Resident memory of every service, idle: the whole runtime up, nothing submitted."""
     ctx.services("kafka", "flink", "airflow")
-    time.sleep(10)  # let start-up settle (Airflow's first DAG parse, JIT) before sampling
+    time.sleep(6)  # let start-up settle (Airflow's first DAG parse, JIT) before sampling
     samples = []
     for _ in range(3):
         samples.append({s.name: s.rss_bytes for s in runtime.status(ctx.cfg) if s.pid})

@@ -98,10 +98,10 @@ def kafka_floor(ctx: Context) -> dict[str, Any]:
                         FLOOR_TOPIC,
                         "--start-ms",
                         str(start_ms),
-                        # From when it is assigned: the producer's schedule, its connection, and a second
+                        # From when it is assigned: the producer's schedule, its connection, and a moment
                         # for the last records (end to end they take milliseconds).
                         "--duration",
-                        str(p.floor_duration_s + 1.5),
+                        str(p.floor_duration_s + 1.0),
                         "--out",
                         str(out),
                         "--ready-file",

@@ -487,6 +487,10 @@ def compare(first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, Any
     return rows
 
 
+#: Two runs whose reference loops differ by more than this ran on a machine of a different speed.
+SAME_SPEED = 0.10
+
+
 def reference_speed(results: dict[str, Any]) -> float | None:
     """The run's machine speed: median over its legs of the reference loop's time (ms), None before it was kept."""
     speeds = [data["reference_speed_ms"] for data in results.get("legs", {}).values() if data.get("reference_speed_ms")]
@@ -507,7 +511,13 @@ def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
     if speed_a and speed_b:
         lines += [
             f"Machine speed (a fixed CPU loop as each leg started, median over legs): A {speed_a:g} ms, "
-            f"B {speed_b:g} ms ({(speed_b - speed_a) / speed_a * 100:+.0f}%).",
+            f"B {speed_b:g} ms ({(speed_b - speed_a) / speed_a * 100:+.0f}%)."
+            + (
+                " The machine ran at different speeds: CPU-bound medians move by about as much, beyond what "
+                "either run's repeats could show. Hold runs taken at the same speed against each other."
+                if abs(speed_b - speed_a) / speed_a > SAME_SPEED
+                else ""
+            ),
             "",
         ]
     lines += [

@@ -138,7 +138,10 @@ def test_compare_shows_how_much_slower_the_machine_was() -> None:
         for leg, ms in zip(("flink_streaming", "batch"), speeds, strict=True):
             run["legs"][leg]["reference_speed_ms"] = ms  # type: ignore[index]
     assert report.reference_speed(first) == pytest.approx(21.0)
-    assert "A 21 ms, B 22 ms (+5%)" in report.compare_markdown(first, second)
+    assert "A 21 ms, B 22 ms (+5%)." in report.compare_markdown(first, second)
+    assert "different speeds" not in report.compare_markdown(first, second)
+    second["legs"]["batch"]["reference_speed_ms"] = 30.0  # type: ignore[index]
+    assert "ran at different speeds" in report.compare_markdown(first, second)
 
 
 def test_reference_speed_is_a_positive_time() -> None:

@@ -127,12 +127,11 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def reference_speed_ms(rounds: int = 7) -> float:
-    """Median time of a fixed single-threaded CPU workload, taken as each leg starts.
+def reference_speed_ms(rounds: int = 15) -> float:
+    """Median time of a fixed single-threaded CPU workload, taken as each leg starts (~0.3 s).
 
-    This machine is a VM whose speed drifts (the same loop varies ~10% between runs minutes apart); two runs
-    that differ on every CPU-bound figure by the same few percent show it here too, so a comparison can tell a
-    slower machine from a slower engine.
+    This machine is a VM whose speed drifts by 5-20% over minutes. A rough gauge only: one core's speed
+    at a few moments, while a leg's figures depend on both cores over minutes.
     """
     times = []
     for _ in range(rounds):
@@ -152,6 +151,8 @@ class Context:
     out_dir: Path
     echo: Callable[[str], None]
     cfg: config.PlatformConfig = field(init=False)
+    #: The reference loop's time once the leg's services were set (see ``reference_speed_ms``).
+    reference_speed_ms: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.cfg = config.load()
@@ -164,6 +165,9 @@ class Context:
             runtime.down(self.cfg, echo=lambda _line: None, only=sorted(running - wanted))
         if wanted:
             runtime.up(self.cfg, only=sorted(wanted), echo=lambda _line: None)
+        # Taken here, with exactly the leg's services up and idle, so two runs compare like with like
+        # (taken before, it also timed the previous leg's services starting or stopping).
+        self.reference_speed_ms = reference_speed_ms()
 
 
 @contextmanager
@@ -273,19 +277,18 @@ def run(
         ctx = Context(profile=profile, out_dir=out_dir, echo=echo)
         for leg in chosen:
             echo(f"== {leg}")
-            speed = reference_speed_ms()
+            ctx.reference_speed_ms = None
             leg_started = time.monotonic()
             try:
                 outcome = leg_registry.LEGS[leg](ctx)
                 outcome["wall_s"] = round(time.monotonic() - leg_started, 1)
-                outcome["reference_speed_ms"] = speed
             except Exception as error:  # a failed leg is recorded, the others still run
                 outcome = {
                     "error": f"{type(error).__name__}: {error}",
                     "wall_s": round(time.monotonic() - leg_started, 1),
-                    "reference_speed_ms": speed,
                 }
                 echo(f"   {leg} failed: {outcome['error']}")
+            outcome["reference_speed_ms"] = ctx.reference_speed_ms
             results["legs"][leg] = outcome
             write_results(out_dir, results)  # partial results survive an interrupted run
     results["wall_s"] = round(time.time() - started, 1)

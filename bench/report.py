@@ -330,11 +330,11 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
     if speeds:
         lines += [
             "",
-            "## Machine speed as each leg started",
+            "## Machine speed in each leg",
             "",
-            "A fixed single-threaded CPU loop, median of 7 (ms; lower is faster): "
+            "A fixed single-threaded CPU loop timed in each leg, median of its rounds (ms; lower is faster): "
             + ", ".join(f"{leg} {ms:g}" for leg, ms in speeds.items())
-            + ". Compare it between runs before reading a few percent into any CPU-bound figure.",
+            + ". A rough gauge of a VM whose speed drifts: one core at one moment per leg.",
         ]
     lines += [
         "",
@@ -510,7 +510,7 @@ def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
     speed_a, speed_b = reference_speed(first), reference_speed(second)
     if speed_a and speed_b:
         lines += [
-            f"Machine speed (a fixed CPU loop as each leg started, median over legs): A {speed_a:g} ms, "
+            f"Machine speed (a fixed CPU loop in each leg, median over legs; a rough gauge): A {speed_a:g} ms, "
             f"B {speed_b:g} ms ({(speed_b - speed_a) / speed_a * 100:+.0f}%)."
             + (
                 " The machine ran at different speeds: CPU-bound medians move by about as much, beyond what "

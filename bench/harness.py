@@ -128,7 +128,7 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
 
 
 def reference_speed_ms(rounds: int = 15) -> float:
-    """Median time of a fixed single-threaded CPU workload, taken as each leg starts (~0.3 s).
+    """Median time of a fixed single-threaded CPU workload (~0.3 s), taken once a leg's services are set.
 
     This machine is a VM whose speed drifts by 5-20% over minutes. A rough gauge only: one core's speed
     at a few moments, while a leg's figures depend on both cores over minutes.

@@ -27,7 +27,11 @@ def generate(rows: int, seed: int) -> dict[str, object]:
 
     spark = build_session("bench-generate", config.load())
     spark.sql("CREATE NAMESPACE IF NOT EXISTS bench")
-    marker = f"{rows}:{seed}"
+    # Files of at most 32 MB: Flink's Iceberg reader (Iceberg 1.11, vectored Parquet IO) takes one direct buffer
+    # per row-group range, two at a time at parallelism 2. 128 MB files (95 MB ranges at 10M rows) do not fit
+    # beside the local TaskManager's network buffers and fail with "Cannot reserve ... direct buffer memory".
+    target_file_bytes = 32 * 2**20
+    marker = f"{rows}:{seed}:{target_file_bytes}"
     existing = [r.tableName for r in spark.sql("SHOW TABLES IN bench").collect()]
     if "transactions" in existing:
         props = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES {etl_sql.TRANSACTIONS}").collect()}
@@ -76,7 +80,7 @@ def generate(rows: int, seed: int) -> dict[str, object]:
         transactions.unionByName(replays)
         .writeTo(etl_sql.TRANSACTIONS)
         .tableProperty("bench.generated", marker)
-        .tableProperty("write.target-file-size-bytes", str(128 * 2**20))
+        .tableProperty("write.target-file-size-bytes", str(target_file_bytes))
         .create()
     )
     rates = spark.createDataFrame(

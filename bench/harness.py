@@ -153,6 +153,11 @@ class Context:
     cfg: config.PlatformConfig = field(init=False)
     #: The reference loop's time once the leg's services were set (see ``reference_speed_ms``).
     reference_speed_ms: float | None = field(init=False, default=None)
+    #: The leg running now (set by ``run``).
+    leg: str = field(init=False, default="")
+    #: DAG parse times, one sample per leg from the orchestration leg on: [(leg, {dag file: seconds})].
+    #: None until the orchestration leg starts sampling (Airflow's database exists from then on).
+    dag_parse_samples: list[tuple[str, dict[str, float]]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.cfg = config.load()
@@ -168,6 +173,37 @@ class Context:
         # Taken here, with exactly the leg's services up and idle, so two runs compare like with like
         # (taken before, it also timed the previous leg's services starting or stopping).
         self.reference_speed_ms = reference_speed_ms()
+        if self.dag_parse_samples is not None:
+            # A parse takes a fraction of a second, so its repeats cost nothing but the CLI's start: one per leg
+            # spreads them over the whole run, and their spread includes the machine's drift over minutes
+            # (three parses back to back vary by 3% while the VM's speed moves by 10-20% between legs).
+            self.dag_parse_samples.append((self.leg, dag_parse_times(self.cfg)))
+
+
+def dag_parse_times(cfg: config.PlatformConfig) -> dict[str, float]:
+    """Seconds Airflow's own `airflow dags report` took to parse each DAG file (one parse each)."""
+    env = {**os.environ, **runtime.airflow_env(cfg)}
+    airflow = str(config.REPO_ROOT / ".venv" / "bin" / "airflow")
+    done = subprocess.run(
+        [airflow, "dags", "report", "--output", "json"], env=env, capture_output=True, text=True, check=True
+    )
+    report_line = next(line for line in done.stdout.splitlines() if line.startswith("[{"))  # after log lines
+    times = {}
+    for row in json.loads(report_line):
+        # "duration" is the file's parse time, e.g. "0:00:00.116234"
+        hours, minutes, seconds = str(row["duration"]).split(":")
+        name = os.path.basename(str(row["file"])).removesuffix(".py")
+        times[name] = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return times
+
+
+def summarize_dag_parse(samples: Sequence[tuple[str, dict[str, float]]]) -> dict[str, Any]:
+    """Per DAG file: median and spread over the samples, each taken in a different leg."""
+    by_dag: dict[str, list[float]] = {}
+    for _leg, times in samples:
+        for name, seconds in times.items():
+            by_dag.setdefault(name, []).append(seconds)
+    return {name: summarize(values) for name, values in sorted(by_dag.items())}
 
 
 @contextmanager
@@ -278,6 +314,7 @@ def run(
         for leg in chosen:
             echo(f"== {leg}")
             ctx.reference_speed_ms = None
+            ctx.leg = leg
             leg_started = time.monotonic()
             try:
                 outcome = leg_registry.LEGS[leg](ctx)
@@ -290,6 +327,9 @@ def run(
                 echo(f"   {leg} failed: {outcome['error']}")
             outcome["reference_speed_ms"] = ctx.reference_speed_ms
             results["legs"][leg] = outcome
+            if ctx.dag_parse_samples and "parse_s" in results["legs"].get("orchestration", {}):
+                results["legs"]["orchestration"]["parse_s"] = summarize_dag_parse(ctx.dag_parse_samples)
+                results["legs"]["orchestration"]["parse_sampled_in_legs"] = [name for name, _ in ctx.dag_parse_samples]
             write_results(out_dir, results)  # partial results survive an interrupted run
     results["wall_s"] = round(time.time() - started, 1)
     write_results(out_dir, results)

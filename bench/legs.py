@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from typing import Any
 
 from bench import batch as batch_leg
 from bench import streaming
-from bench.harness import Context, summarize
+from bench.harness import Context, summarize, summarize_dag_parse
 
 from hybrid_platform import airflow_client, config, runtime
 
@@ -111,21 +110,11 @@ def scheduling_latencies(
 
 def orchestration(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
+    # From here on, every leg takes one DAG parse sample once its services are up (Context.services); the
+    # harness keeps parse_s up to date with all of them.
+    ctx.dag_parse_samples = []
     ctx.services("kafka", "flink", "airflow")
-    env = {**os.environ, **runtime.airflow_env(ctx.cfg)}
-    airflow = str(config.REPO_ROOT / ".venv" / "bin" / "airflow")
-    parse: dict[str, list[float]] = {}
-    for _ in range(p.repeats):
-        done = subprocess.run(
-            [airflow, "dags", "report", "--output", "json"], env=env, capture_output=True, text=True, check=True
-        )
-        report_line = next(line for line in done.stdout.splitlines() if line.startswith("[{"))  # after log lines
-        for row in json.loads(report_line):
-            # "duration" is the file's parse time, e.g. "0:00:00.116234"
-            hours, minutes, seconds = str(row["duration"]).split(":")
-            name = os.path.basename(str(row["file"])).removesuffix(".py")
-            parse.setdefault(name, []).append(int(hours) * 3600 + int(minutes) * 60 + float(seconds))
-    result: dict[str, Any] = {"parse_s": {name: summarize(values) for name, values in sorted(parse.items())}}
+    result: dict[str, Any] = {"parse_s": summarize_dag_parse(ctx.dag_parse_samples)}
 
     client = airflow_client.AirflowClient.for_platform(ctx.cfg)
     client.wait_for_dags(list(DAG_IDS))

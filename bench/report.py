@@ -311,7 +311,10 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         lines.append(f"- Python execution mode actually in use: {flink.get('python_mode_in_use')}")
     orchestration = legs.get("orchestration", {})
     if orchestration.get("parse_s"):
-        lines += ["", "## DAG parse times", "", "| DAG file | parse time |", "|---|---|"]
+        sampled_in = orchestration.get("parse_sampled_in_legs")
+        where = f" One parse per leg, in: {', '.join(sampled_in)}." if sampled_in else ""
+        lines += ["", "## DAG parse times", "", f"Airflow's `airflow dags report`.{where}", ""]
+        lines += ["| DAG file | parse time |", "|---|---|"]
         lines += [f"| {name} | {_s(stat)} |" for name, stat in orchestration["parse_s"].items()]
     foot = legs.get("footprint", {})
     if foot.get("idle_rss_mb"):

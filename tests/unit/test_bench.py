@@ -144,6 +144,18 @@ def test_compare_shows_how_much_slower_the_machine_was() -> None:
     assert "ran at different speeds" in report.compare_markdown(first, second)
 
 
+def test_dag_parse_samples_from_different_legs_make_one_spread_per_dag_file() -> None:
+    samples = [
+        ("orchestration", {"lakehouse_daily": 0.10, "flink_jobs": 0.05}),
+        ("kafka_floor", {"lakehouse_daily": 0.12, "flink_jobs": 0.04}),
+        ("ml", {"lakehouse_daily": 0.09}),  # a file missing from one sample still counts in the others
+    ]
+    parse = harness.summarize_dag_parse(samples)
+    assert list(parse) == ["flink_jobs", "lakehouse_daily"]
+    assert (parse["lakehouse_daily"]["median"], parse["lakehouse_daily"]["n"]) == pytest.approx((0.10, 3))
+    assert (parse["flink_jobs"]["min"], parse["flink_jobs"]["max"]) == pytest.approx((0.04, 0.05))
+
+
 def test_reference_speed_is_a_positive_time() -> None:
     assert 0 < harness.reference_speed_ms(rounds=3) < 10_000
 

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench import batch as batch_leg
@@ -31,6 +32,7 @@ def footprint(ctx: Context) -> dict[str, Any]:
     idle_mb = {name: round(summarize([s.get(name, 0) for s in samples])["median"] / 2**20) for name in services}
     result: dict[str, Any] = {"idle_rss_mb": idle_mb, "idle_total_mb": sum(idle_mb.values())}
     if ctx.profile.measure_demo:
+        ctx.services()  # the demo gets the machine to itself, not beside the bench's idle runtime
         result["demo"] = demo_wall_time(ctx)
     return result
 
@@ -46,14 +48,16 @@ def demo_wall_time(ctx: Context) -> dict[str, Any]:
             clone = f"{tmp}/clone"
             subprocess.run(["git", "clone", "-q", str(config.REPO_ROOT), clone], check=True)
             env = {k: v for k, v in os.environ.items() if not k.startswith("HDP_")}
-            # Own ports and caches, so neither the bench runtime nor a user's `make demo` is touched.
-            env.update({k: v for k, v in os.environ.items() if k.endswith("_PORT") and k.startswith("HDP_")})
+            # Own state and free ports, so neither the bench's runtime nor a user's `make demo` is touched.
+            env.update(runtime.private_env(Path(tmp) / "platform"))
             if empty_cache:
                 env["HDP_JAR_CACHE"] = f"{tmp}/jars"
                 env["UV_CACHE_DIR"] = f"{tmp}/uv-cache"
             started = time.monotonic()
             done = subprocess.run(["make", "demo"], cwd=clone, env=env, capture_output=True, text=True, check=False)
             timings[label] = {"wall_s": round(time.monotonic() - started, 1), "exit_code": done.returncode}
+            if done.returncode:
+                timings[label]["error"] = (done.stderr or done.stdout)[-600:]
             subprocess.run(["make", "down"], cwd=clone, env=env, capture_output=True, check=False)
             shutil.rmtree(clone, ignore_errors=True)
     return timings

@@ -103,6 +103,11 @@ class AirflowClient:
             self.unpause(dag_id)
         return run_id
 
+    def dag_runs(self, dag_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The DAG's most recently started runs, newest first."""
+        reply = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit={limit}&order_by=-start_date")
+        return list(reply["dag_runs"])
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.dag_run(dag_id, run_id)["state"])
 

@@ -156,6 +156,13 @@ def test_dag_parse_samples_from_different_legs_make_one_spread_per_dag_file() ->
     assert (parse["flink_jobs"]["min"], parse["flink_jobs"]["max"]) == pytest.approx((0.04, 0.05))
 
 
+def test_demo_wall_times_read_as_minutes_and_name_a_failure() -> None:
+    demo = {"warm_cache": {"wall_s": 596.6, "exit_code": 0}, "empty_cache": {"wall_s": 630.9, "exit_code": 2}}
+    assert report.demo_summary(demo) == (
+        "9 min 57 s with warm caches, 10 min 31 s with empty jar and uv caches (failed, exit 2)"
+    )
+
+
 def test_reference_speed_is_a_positive_time() -> None:
     assert 0 < harness.reference_speed_ms(rounds=3) < 10_000
 

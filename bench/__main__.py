@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--compare",
         type=Path,
         metavar="RESULTS_JSON",
-        help="hold an earlier run's results.json against this one's: is each median within the other's spread",
+        help="hold an earlier run's results.json against this one's: is each median within the other's rerun interval",
     )
     args = parser.parse_args(argv)
     profile = harness.PROFILES[args.profile]

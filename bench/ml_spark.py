@@ -1,6 +1,11 @@
 """ML leg: MLlib (the training job's own pipeline) against scikit-learn, on one training set.
 
-    python -m bench.ml_spark --rows N --seed S --repeats R     # prints one BENCH_RESULT JSON line
+    python -m bench.ml_spark spark --rows N --seed S --repeats R --data DIR   # builds DIR, fits MLlib
+    python -m bench.ml_spark sklearn --repeats R --data DIR                    # fits scikit-learn on DIR
+
+Each prints one BENCH_RESULT JSON line. scikit-learn runs in a process of its own: PySpark's JVM lives until
+the Python process that started it ends, even after ``spark.stop()``, and it should not share the two cores
+with the fits it is compared with.
 
 The training set is built exactly as ``train_fraud_model`` builds it (point-in-time features from
 ``spark_jobs.features``, the same model inputs, the newest 20% as holdout) from a generated day, written
@@ -12,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import date
@@ -127,19 +131,25 @@ def sklearn(out: Path, names: list[str], repeats: int) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ml_spark")
-    parser.add_argument("--rows", type=int, required=True)
+    parser.add_argument("engine", choices=("spark", "sklearn"))
+    parser.add_argument("--data", type=Path, required=True, help="the training set's directory (spark writes it)")
+    parser.add_argument("--rows", type=int, help="transactions to generate (spark)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-ml-") as tmp:
-        out = Path(tmp)
-        data = build_training_set(args.rows, args.seed, out)
+    if args.engine == "spark":
+        if args.rows is None:
+            parser.error("spark builds the training set: give --rows")
+        data = build_training_set(args.rows, args.seed, args.data)
+        (args.data / "feature_names.json").write_text(json.dumps(data["feature_names"]))
         result = {
             "data": data["generated"],
             "features": len(data["feature_names"]),
-            "mllib": mllib(out, data["feature_names"], args.repeats),
-            "sklearn": sklearn(out, data["feature_names"], args.repeats),
+            "mllib": mllib(args.data, data["feature_names"], args.repeats),
         }
+    else:
+        names = json.loads((args.data / "feature_names.json").read_text())
+        result = {"sklearn": sklearn(args.data, names, args.repeats)}
     print("BENCH_RESULT " + json.dumps(result))
     return 0
 

@@ -7,6 +7,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench import harness
+
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 
@@ -28,7 +30,7 @@ def _spread_ms(stat: Any) -> str:
 
 
 def _range_ms(stat: Any) -> str:
-    """The min-max spread over the repeats, the yardstick a second run's median is held against."""
+    """The min-max over the repeats (the rerun interval is in REPORT.md's Repeatability table)."""
     if not isinstance(stat, dict) or stat.get("min") is None or stat.get("n", 0) < 2:
         return ""
     return f" ({_ms(stat['min'])}-{_ms(stat['max'])})"
@@ -342,6 +344,27 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         lines += [f"| {name} | {mb:,} | {load.get(name, '—')} |" for name, mb in foot["idle_rss_mb"].items()]
         if foot.get("demo"):
             lines += ["", f"`make demo` wall time from a fresh clone: {demo_summary(foot['demo'])}."]
+    metrics = key_metrics(results)
+    if metrics:
+        lines += [
+            "",
+            "## Repeatability: what a rerun should report",
+            "",
+            "Each repeated measurement: its median, the min-max of its repeats, and the **rerun interval**, a 95% "
+            "prediction interval for the median a second run of the same repeats would report (Student's t on "
+            "the logs of the repeats; `harness.rerun_interval` gives the formula and why). The min-max of three "
+            "repeats is not that yardstick: it holds a rerun's median of three only ~60% of the time even on a "
+            "steady machine. `--compare` holds a second run against this interval.",
+            "",
+            "| metric | median | min-max | n | rerun interval (95%) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, stat in metrics.items():
+            low_high = rerun_bounds(stat)
+            shown = f"{low_high[0]:,.3g}-{low_high[1]:,.3g}" if low_high else "— (one repeat)"
+            lines.append(
+                f"| {name} | {stat['median']:,.3g} | {stat['min']:,.3g}-{stat['max']:,.3g} | {stat['n']} | {shown} |"
+            )
     speeds = {leg: data["reference_speed_ms"] for leg, data in legs.items() if data.get("reference_speed_ms")}
     if speeds:
         lines += [
@@ -458,7 +481,7 @@ def _verdict(met: bool, measured: bool) -> str:
 
 
 def key_metrics(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The repeated measurements (each a median with its min-max spread), by a name stable across runs."""
+    """The repeated measurements (each a median, min-max and rerun interval), by a name stable across runs."""
     legs = results.get("legs", {})
     metrics: dict[str, dict[str, Any]] = {}
     for linger, data in legs.get("kafka_floor", {}).get("by_linger_ms", {}).items():
@@ -485,8 +508,24 @@ def key_metrics(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: stat for name, stat in metrics.items() if isinstance(stat, dict) and stat.get("median") is not None}
 
 
+def rerun_bounds(stat: dict[str, Any]) -> tuple[float, float] | None:
+    """The stat's rerun interval; recomputed from its raw values for results written before it was kept."""
+    kept = stat.get("rerun_95")
+    if kept:
+        return kept[0], kept[1]
+    return harness.rerun_interval(stat.get("values", []))
+
+
+def _within(stat: dict[str, Any], value: float) -> bool:
+    bounds = rerun_bounds(stat)
+    return bounds is not None and bounds[0] <= value <= bounds[1]
+
+
 def compare(first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each metric of two runs: is the second run's median within the first run's min-max spread (and back)?"""
+    """Each metric of two runs: is the second run's median within the first run's rerun interval (and back)?
+
+    The min-max answer is kept beside it, for runs held against each other before the interval existed.
+    """
     a, b = key_metrics(first), key_metrics(second)
     rows = []
     for name in [n for n in a if n in b]:
@@ -496,8 +535,10 @@ def compare(first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, Any
                 "metric": name,
                 "first": sa,
                 "second": sb,
-                "second_in_first_spread": sa["min"] <= sb["median"] <= sa["max"],
-                "first_in_second_spread": sb["min"] <= sa["median"] <= sb["max"],
+                "second_in_first_interval": _within(sa, sb["median"]),
+                "first_in_second_interval": _within(sb, sa["median"]),
+                "second_in_first_min_max": sa["min"] <= sb["median"] <= sa["max"],
+                "first_in_second_min_max": sb["min"] <= sa["median"] <= sb["max"],
             }
         )
     return rows
@@ -515,12 +556,22 @@ def reference_speed(results: dict[str, Any]) -> float | None:
 
 def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
     rows = compare(first, second)
-    both = sum(1 for r in rows if r["second_in_first_spread"] and r["first_in_second_spread"])
-    either = sum(1 for r in rows if r["second_in_first_spread"] or r["first_in_second_spread"])
+
+    def count(*keys: str) -> int:
+        return sum(1 for r in rows if all(r[k] for k in keys))
+
     lines = [
         f"Run A {first.get('started_at')} (git {first.get('machine', {}).get('git_revision')}) vs "
         f"run B {second.get('started_at')} (git {second.get('machine', {}).get('git_revision')}): "
-        f"{either} of {len(rows)} medians lie within the other run's min-max spread, {both} both ways.",
+        f"{count('second_in_first_interval')} of {len(rows)} of B's medians lie within A's rerun interval, "
+        f"{count('first_in_second_interval')} of A's within B's, "
+        f"{count('second_in_first_interval', 'first_in_second_interval')} both ways.",
+        "",
+        "The rerun interval is each run's 95% prediction interval for another run's median (REPORT.md, "
+        "Repeatability). Against the min-max of the repeats instead: "
+        f"{count('second_in_first_min_max')} of B's medians in A's, {count('first_in_second_min_max')} of A's in "
+        f"B's, {count('second_in_first_min_max', 'first_in_second_min_max')} both ways; three repeats' min-max "
+        "holds a rerun's median only ~60% of the time on a steady machine.",
         "",
     ]
     speed_a, speed_b = reference_speed(first), reference_speed(second)
@@ -537,17 +588,23 @@ def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
             "",
         ]
     lines += [
-        "| metric | A median (min-max) | B median (min-max) | B - A | B in A's spread | A in B's spread |",
-        "|---|---|---|---|---|---|",
+        "| metric | A median (rerun interval) | B median (rerun interval) | B - A | B in A's | A in B's | min-max "
+        "(B in A's, A in B's) |",
+        "|---|---|---|---|---|---|---|",
     ]
 
     def fmt(stat: dict[str, Any]) -> str:
-        return f"{stat['median']:,.3g} ({stat['min']:,.3g}-{stat['max']:,.3g})"
+        bounds = rerun_bounds(stat)
+        return f"{stat['median']:,.3g} ({bounds[0]:,.3g}-{bounds[1]:,.3g})" if bounds else f"{stat['median']:,.3g}"
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "**no**"
 
     for r in rows:
         lines.append(
             f"| {r['metric']} | {fmt(r['first'])} | {fmt(r['second'])} | "
             f"{(r['second']['median'] - r['first']['median']) / r['first']['median'] * 100:+.0f}% | "
-            f"{'yes' if r['second_in_first_spread'] else 'no'} | {'yes' if r['first_in_second_spread'] else 'no'} |"
+            f"{yes(r['second_in_first_interval'])} | {yes(r['first_in_second_interval'])} | "
+            f"{yes(r['second_in_first_min_max'])}, {yes(r['first_in_second_min_max'])} |"
         )
     return "\n".join(lines)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+import statistics
 from pathlib import Path
 
 import pytest
@@ -11,10 +14,35 @@ from bench.legs import scheduling_latencies
 from bench.streaming import latency_stats
 
 
-def test_summarize_gives_median_and_spread() -> None:
+def test_summarize_gives_median_spread_and_rerun_interval() -> None:
     stat = harness.summarize([3.0, 1.0, 2.0, None])  # type: ignore[list-item]
     assert (stat["median"], stat["min"], stat["max"], stat["n"]) == pytest.approx((2.0, 1.0, 3.0, 3))
+    low, high = stat["rerun_95"]
+    assert low < 1.0 and high > 3.0  # three repeats this far apart pin a rerun's median down poorly
+    assert harness.summarize([0.0023456])["values"] == [0.002346]  # significant digits, not decimals
+    assert harness.summarize([5.0])["rerun_95"] is None  # no spread from one repeat
     assert harness.summarize([])["median"] is None
+
+
+def test_rerun_interval_holds_a_rerun_median_where_min_max_does_not() -> None:
+    """Two runs of three repeats each from one log-normal distribution (a steady machine): how often does the
+    second run's median land in the first run's min-max, and how often in its rerun interval?"""
+    rng = random.Random(11)
+
+    def three() -> list[float]:
+        return [math.exp(rng.gauss(6.5, 0.1)) for _ in range(3)]
+
+    trials = 4000
+    in_min_max = in_interval = 0
+    for _ in range(trials):
+        first, second = three(), three()
+        rerun = statistics.median(second)
+        in_min_max += min(first) <= rerun <= max(first)
+        bounds = harness.rerun_interval(first)
+        assert bounds is not None
+        in_interval += bounds[0] <= rerun <= bounds[1]
+    assert 0.55 < in_min_max / trials < 0.65
+    assert 0.94 < in_interval / trials < 0.995  # 95% by design; the pi/2 factor errs on the wide side
 
 
 def test_latency_stats_drop_the_warm_up_and_see_a_growing_backlog() -> None:
@@ -100,6 +128,7 @@ def test_report_renders_every_leg(tmp_path: Path) -> None:
     path = report.write_report(results, tmp_path)
     text = path.read_text()
     assert "latency_vs_rate.png" in text and "batch_throughput.png" in text and "`ml`: RuntimeError: boom" in text
+    assert "| Kafka floor p99 (ms), linger 0 | 5.5 | 5-6 | 2 |" in text  # the repeatability table
     assert (tmp_path / "latency_cdf.png").stat().st_size > 0
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{report.README_START}\nold\n{report.README_END}\nrest\n")
@@ -120,16 +149,20 @@ def _run(p99s: list[float], warm: list[float]) -> dict[str, object]:
     }
 
 
-def test_compare_holds_each_median_against_the_other_runs_spread() -> None:
-    first = _run([700, 750, 800], [2.5, 2.7, 3.0])
+def test_compare_holds_each_median_against_the_other_runs_rerun_interval() -> None:
+    first = _run([700, 750, 800], [2.5, 2.55, 2.6])
     second = _run([760, 790, 900], [4.0, 4.1, 4.2])
     rows = {row["metric"]: row for row in report.compare(first, second)}
-    assert rows["Flink p99 (ms) at 1000/s"]["second_in_first_spread"]  # 790 within 700-800
-    assert not rows["Flink p99 (ms) at 1000/s"]["first_in_second_spread"]  # 750 below 760
-    assert not rows["Batch spark warm (s)"]["second_in_first_spread"]
+    flink = rows["Flink p99 (ms) at 1000/s"]
+    assert flink["second_in_first_interval"] and flink["first_in_second_interval"]
+    assert not flink["first_in_second_min_max"]  # 750 below 760: min-max calls a 6% move a miss
+    assert not rows["Batch spark warm (s)"]["second_in_first_interval"]  # 60% slower is a real change
     text = report.compare_markdown(first, second)
-    assert "2 of 4 medians lie within the other run's min-max spread" in text
+    assert "2 of 4 of B's medians lie within A's rerun interval" in text
+    assert "2 of B's medians in A's, 0 of A's in B's" in text
     assert "Machine speed" not in text  # runs from before the reference loop was kept say nothing about it
+    del first["legs"]["batch"]["engines"]["spark"]["warm_s"]["rerun_95"]  # type: ignore[index]
+    assert report.compare(first, second) == list(rows.values())  # results from before: rebuilt from values
 
 
 def test_compare_shows_how_much_slower_the_machine_was() -> None:

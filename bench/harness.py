@@ -145,8 +145,8 @@ def rerun_interval(values: Sequence[float]) -> tuple[float, float] | None:
     The min-max of three repeats holds the median of three more only ~60% of the time even on a steady
     machine (the bench's unit test shows it), so it is no yardstick for a rerun. This one is: on log values
     (timings are positive and vary by a factor, not a fixed amount), median +- t(n-1) * s * sqrt(pi/n), where
-    s is the standard deviation of the logs, pi/2 bounds the variance of a median of n relative to a mean
-    (its large-n value; small n is lower), and the 2 of two independent medians cancels it to pi/n. It
+    s is the standard deviation of the logs: a median of n varies by at most pi/2 times a mean's s^2/n (its
+    large-n value; small n is lower), and the difference of two independent medians by twice that, pi/n. It
     assumes repeats are independent draws from one distribution: a machine whose speed drifts between runs
     but not within one breaks it, and a comparison shows that as a miss. None below two repeats.
     """
@@ -169,7 +169,7 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
         "median": statistics.median(clean),
         "min": min(clean),
         "max": max(clean),
-        "rerun_95": [round(bound, 6) for bound in interval] if interval else None,
+        "rerun_95": [float(f"{bound:.4g}") for bound in interval] if interval else None,
         "n": len(clean),
         # Four significant digits: a parse of 0.0023 s keeps its digits, a p99 of 812.4 ms loses nothing real.
         "values": [float(f"{v:.4g}") for v in clean],

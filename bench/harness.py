@@ -139,24 +139,26 @@ def _t_975(df: int) -> float:
     return _T_975[max(k for k in _T_975 if k <= df)]
 
 
-def rerun_interval(values: Sequence[float]) -> tuple[float, float] | None:
+def rerun_interval(values: Sequence[float], centre: float | None = None) -> tuple[float, float] | None:
     """95% prediction interval for the median another run of the same n repeats would report.
 
     The min-max of three repeats holds the median of three more only ~60% of the time even on a steady
     machine (the bench's unit test shows it), so it is no yardstick for a rerun. This one is: on log values
     (timings are positive and vary by a factor, not a fixed amount), median +- t(n-1) * s * sqrt(pi/n), where
-    s is the standard deviation of the logs: a median of n varies by at most pi/2 times a mean's s^2/n (its
-    large-n value; small n is lower), and the difference of two independent medians by twice that, pi/n. It
-    assumes repeats are independent draws from one distribution: a machine whose speed drifts between runs
-    but not within one breaks it, and a comparison shows that as a miss. None below two repeats.
+    s is the standard deviation of the logs: for normal logs a median of n varies by at most pi/2 times a
+    mean's s^2/n (its large-n value; n = 3-6 is 1.19-1.43), and the difference of two independent medians by
+    twice that, pi/n. It assumes repeats are independent draws from one distribution: a machine whose speed
+    drifts between runs but not within one breaks it, and a comparison shows that as a miss. Being 95%, about
+    one median in twenty lands outside even on a steady machine. ``centre`` (default: the values' median)
+    is for values stored rounded. None below two repeats or for a value <= 0.
     """
     clean = [float(v) for v in values if v is not None]
     if len(clean) < 2 or min(clean) <= 0:
         return None
     logs = [math.log(v) for v in clean]
     half = _t_975(len(clean) - 1) * statistics.stdev(logs) * math.sqrt(math.pi / len(clean))
-    centre = math.log(statistics.median(clean))
-    return math.exp(centre - half), math.exp(centre + half)
+    middle = math.log(centre if centre is not None else statistics.median(clean))
+    return math.exp(middle - half), math.exp(middle + half)
 
 
 def summarize(values: Sequence[float]) -> dict[str, Any]:

@@ -202,6 +202,8 @@ def ml(ctx: Context) -> dict[str, Any]:
         # scikit-learn starts once the Spark process and its JVM are gone. One repeat is one process (as in the
         # batch leg): three fits in one process agreed within a few percent while two runs' medians differed by
         # 15-30%, so a repeat has to include whatever changes from one process to the next.
+        # MLlib's fits share one Spark process: a session per repeat would add ~40 s to the quick profile, and
+        # its fits already vary by 20-30% within the process, which its interval shows.
         outcome = run(
             "spark", "--data", data, "--rows", str(p.ml_rows), "--seed", str(p.seed), "--repeats", str(p.repeats)
         )

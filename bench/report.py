@@ -361,9 +361,9 @@ def write_report(results: dict[str, Any], out_dir: Path) -> Path:
         ]
         for name, stat in metrics.items():
             low_high = rerun_bounds(stat)
-            shown = f"{low_high[0]:,.3g}-{low_high[1]:,.3g}" if low_high else "— (one repeat)"
+            shown = f"{_g(low_high[0])}-{_g(low_high[1])}" if low_high else "—"
             lines.append(
-                f"| {name} | {stat['median']:,.3g} | {stat['min']:,.3g}-{stat['max']:,.3g} | {stat['n']} | {shown} |"
+                f"| {name} | {_g(stat['median'])} | {_g(stat['min'])}-{_g(stat['max'])} | {stat['n']} | {shown} |"
             )
     speeds = {leg: data["reference_speed_ms"] for leg, data in legs.items() if data.get("reference_speed_ms")}
     if speeds:
@@ -509,16 +509,26 @@ def key_metrics(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def rerun_bounds(stat: dict[str, Any]) -> tuple[float, float] | None:
-    """The stat's rerun interval; recomputed from its raw values for results written before it was kept."""
-    kept = stat.get("rerun_95")
-    if kept:
-        return kept[0], kept[1]
-    return harness.rerun_interval(stat.get("values", []))
+    """The stat's rerun interval; for results written before it was kept, rebuilt from the raw values around
+    the stored median (those values were rounded to three decimals: no interval below 0.1)."""
+    if "rerun_95" in stat:
+        kept = stat["rerun_95"]
+        return (kept[0], kept[1]) if kept else None
+    values = stat.get("values", [])
+    if not values or min(values) < 0.1:
+        return None
+    return harness.rerun_interval(values, centre=stat["median"])
 
 
-def _within(stat: dict[str, Any], value: float) -> bool:
+def _within(stat: dict[str, Any], value: float) -> bool | None:
+    """Is value within the stat's rerun interval? None when the stat has none (one repeat, or a zero)."""
     bounds = rerun_bounds(stat)
-    return bounds is not None and bounds[0] <= value <= bounds[1]
+    return None if bounds is None else bounds[0] <= value <= bounds[1]
+
+
+def _g(value: float) -> str:
+    """Three significant digits, without exponents: 5,651 and 0.00206."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def compare(first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, Any]]:
@@ -560,17 +570,21 @@ def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
     def count(*keys: str) -> int:
         return sum(1 for r in rows if all(r[k] for k in keys))
 
+    def held(key: str) -> int:
+        return sum(1 for r in rows if r[key] is not None)
+
+    a_in_b, b_in_a = "first_in_second_interval", "second_in_first_interval"
     lines = [
         f"Run A {first.get('started_at')} (git {first.get('machine', {}).get('git_revision')}) vs "
         f"run B {second.get('started_at')} (git {second.get('machine', {}).get('git_revision')}): "
-        f"{count('second_in_first_interval')} of {len(rows)} of B's medians lie within A's rerun interval, "
-        f"{count('first_in_second_interval')} of A's within B's, "
-        f"{count('second_in_first_interval', 'first_in_second_interval')} both ways.",
+        f"{count(b_in_a)} of {held(b_in_a)} of B's medians lie within A's rerun interval, "
+        f"{count(a_in_b)} of {held(a_in_b)} of A's within B's, {count(b_in_a, a_in_b)} both ways.",
         "",
         "The rerun interval is each run's 95% prediction interval for another run's median (REPORT.md, "
-        "Repeatability). Against the min-max of the repeats instead: "
-        f"{count('second_in_first_min_max')} of B's medians in A's, {count('first_in_second_min_max')} of A's in "
-        f"B's, {count('second_in_first_min_max', 'first_in_second_min_max')} both ways; three repeats' min-max "
+        "Repeatability): about one median in twenty lands outside it even on a steady machine. Against the "
+        f"min-max of the repeats instead: {count('second_in_first_min_max')} of B's medians in A's, "
+        f"{count('first_in_second_min_max')} of A's in B's, "
+        f"{count('second_in_first_min_max', 'first_in_second_min_max')} both ways; three repeats' min-max "
         "holds a rerun's median only ~60% of the time on a steady machine.",
         "",
     ]
@@ -595,10 +609,10 @@ def compare_markdown(first: dict[str, Any], second: dict[str, Any]) -> str:
 
     def fmt(stat: dict[str, Any]) -> str:
         bounds = rerun_bounds(stat)
-        return f"{stat['median']:,.3g} ({bounds[0]:,.3g}-{bounds[1]:,.3g})" if bounds else f"{stat['median']:,.3g}"
+        return f"{_g(stat['median'])} ({_g(bounds[0])}-{_g(bounds[1])})" if bounds else _g(stat["median"])
 
-    def yes(flag: bool) -> str:
-        return "yes" if flag else "**no**"
+    def yes(flag: bool | None) -> str:
+        return "n/a" if flag is None else "yes" if flag else "**no**"
 
     for r in rows:
         lines.append(

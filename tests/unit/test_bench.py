@@ -173,6 +173,8 @@ def test_compare_shows_how_much_slower_the_machine_was() -> None:
     assert report.reference_speed(first) == pytest.approx(21.0)
     assert "A 21 ms, B 22 ms (+5%)." in report.compare_markdown(first, second)
     assert "different speeds" not in report.compare_markdown(first, second)
+    assert "| n/a | n/a |" in report.compare_markdown(first, second)  # one repeat: no interval, not a miss
+    assert "0 of 0 of B's medians" in report.compare_markdown(first, second)
     second["legs"]["batch"]["reference_speed_ms"] = 30.0  # type: ignore[index]
     assert "ran at different speeds" in report.compare_markdown(first, second)
 

@@ -27,15 +27,18 @@ def _bench_result(output: str) -> dict[str, Any]:
     raise RuntimeError(f"no BENCH_RESULT line in the output: {output[-800:]}")
 
 
-def _spark(*args: str) -> tuple[dict[str, Any], float]:
+def run_module(module: str, *args: str) -> dict[str, Any]:
+    """``python -m module *args`` with Spark on the bench's cores: its BENCH_RESULT, or its error."""
     env = {**os.environ, "HDP_SPARK_MASTER": f"local[{CORES}]"}
-    started = time.time()
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.batch_spark", *args], capture_output=True, text=True, env=env, check=False
-    )
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"bench.batch_spark {args[0]} failed: {(result.stderr or result.stdout)[-800:]}")
-    return _bench_result(result.stdout), started
+        raise RuntimeError(f"{module} {args[0]} failed: {(result.stderr or result.stdout)[-800:]}")
+    return _bench_result(result.stdout)
+
+
+def _spark(*args: str) -> tuple[dict[str, Any], float]:
+    started = time.time()
+    return run_module("bench.batch_spark", *args), started
 
 
 def _data_files(cfg: config.PlatformConfig, table: str) -> list[str]:

@@ -187,16 +187,7 @@ def ml(ctx: Context) -> dict[str, Any]:
     ctx.services()  # nothing else running
 
     def run(*args: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.ml_spark", *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "HDP_SPARK_MASTER": "local[2]"},
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"bench.ml_spark {args[0]} failed: {(done.stderr or done.stdout)[-800:]}")
-        return batch_leg._bench_result(done.stdout)
+        return batch_leg.run_module("bench.ml_spark", *args)
 
     with tempfile.TemporaryDirectory(prefix="bench-ml-") as data:
         # scikit-learn starts once the Spark process and its JVM are gone. One repeat is one process (as in the

@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = harness.PROFILES[args.profile]
     out_dir = args.out or harness.RESULTS_DIR / profile.name
     if args.report_only:
-        results = json.loads((out_dir / "results.json").read_text())
+        results = harness.add_machine_drift(json.loads((out_dir / "results.json").read_text()))
     else:
         results = harness.run(profile, out_dir, legs=args.legs)
     path = report.write_report(results, out_dir)
@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compare:
         if not args.compare.is_file():
             parser.error(f"--compare {args.compare}: no such results.json; give the path of an earlier run's")
-        comparison = report.compare_markdown(json.loads(args.compare.read_text()), results)
+        earlier = harness.add_machine_drift(json.loads(args.compare.read_text()))
+        comparison = report.compare_markdown(earlier, results)
         (out_dir / "COMPARISON.md").write_text(f"# Two runs of the {profile.name} profile\n\n{comparison}\n")
         print(f"\n{comparison}")
     print(f"\nreport: {path}\nresults: {out_dir / 'results.json'}")

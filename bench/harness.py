@@ -61,6 +61,13 @@ class Profile:
     # that stands for the process (one repeat).
     duckdb_warm_runs: int = 5
     ml_rows: int = 200_000
+    # MLlib fits before the measured ones, in the same session: with one, the second fit was still the
+    # slowest of the rest in each of the ten published quick runs (by 10-24%).
+    mllib_warm_up_fits: int = 2
+    # One unmeasured Flink batch job and DuckDB process before the repeats: the session cluster's first
+    # batch job loads Iceberg's and Parquet's classes into the TaskManager (its cold run took 22-28 s in
+    # every published quick run, later ones 14-22 s), and DuckDB's first process reads its library from disk.
+    batch_warm_up: bool = True
     # Orchestration: run lakehouse_daily end to end (minutes), or only a light DAG for scheduler latencies.
     orchestration_full_dag: bool = False
     orchestration_day_transactions: int = 5_000
@@ -79,6 +86,10 @@ PROFILES: dict[str, Profile] = {
         floor_repeats=4,
         stream_duration_s=7.0,
         stream_warmup_s=2.0,
+        # Process mode is the full profile's: its p99 stayed within the run-to-run noise of thread mode in
+        # every published quick run (11% below to 14% above), and its deploy and warm-up pay for the
+        # warm-up runs every job now gets (see streaming._warm_up).
+        flink_variants=("thread", "sql"),
         batch_warm_runs=1,
         ml_rows=100_000,
     ),
@@ -110,6 +121,7 @@ PROFILES: dict[str, Profile] = {
         floor_duration_s=2.0,
         floor_linger_ms=(5,),
         batch_rows=20_000,
+        batch_warm_up=False,  # make test's time: the warm-up code is the measured runs' own
     ),
 }
 
@@ -139,30 +151,46 @@ def _t_975(df: int) -> float:
     return _T_975[max(k for k in _T_975 if k <= df)]
 
 
-def rerun_interval(values: Sequence[float], centre: float | None = None) -> tuple[float, float] | None:
+def rerun_interval(
+    values: Sequence[float], centre: float | None = None, drift: dict[str, Any] | None = None
+) -> tuple[float, float] | None:
     """95% prediction interval for the median another run of the same n repeats would report.
 
     The min-max of three repeats holds the median of three more only ~60% of the time even on a steady
     machine (the bench's unit test shows it), so it is no yardstick for a rerun. This one is: on log values
-    (timings are positive and vary by a factor, not a fixed amount), median +- t(n-1) * s * sqrt(pi/n), where
-    s is the standard deviation of the logs: for normal logs a median of n varies by at most pi/2 times a
-    mean's s^2/n (its large-n value; n = 3-6 is 1.19-1.43), and the difference of two independent medians by
-    twice that, pi/n. It assumes repeats are independent draws from one distribution: a machine whose speed
-    drifts between runs but not within one breaks it, and a comparison shows that as a miss. Being 95%, about
-    one median in twenty lands outside even on a steady machine. ``centre`` (default: the values' median)
-    is for values stored rounded. None below two repeats or for a value <= 0.
+    (timings are positive and vary by a factor, not a fixed amount), median +- t * sqrt(pi * s^2 / n + 2 * d^2).
+    s is the standard deviation of the repeats' logs: for normal logs a median of n varies by at most pi/2
+    times a mean's s^2/n (its large-n value; n = 3-6 is 1.19-1.43), and the difference of two independent
+    medians by twice that, pi * s^2 / n. d (``drift``, see ``machine_drift``) is how much the machine's own
+    speed moves between legs: a leg's repeats all share the minutes it ran in, so their spread cannot show
+    that a rerun of the leg, at another hour, meets the machine at another speed; two runs' medians differ
+    by that too (2 d^2). t is Student's at the Welch-Satterthwaite degrees of freedom of the two parts. Being
+    95%, about one median in twenty lands outside even when the model holds. ``centre`` (default: the
+    values' median) is for values stored rounded. None below two repeats or for a value <= 0.
     """
     clean = [float(v) for v in values if v is not None]
     if len(clean) < 2 or min(clean) <= 0:
         return None
     logs = [math.log(v) for v in clean]
-    half = _t_975(len(clean) - 1) * statistics.stdev(logs) * math.sqrt(math.pi / len(clean))
+    repeats_part = math.pi * statistics.variance(logs) / len(clean)
+    drift_part = 2 * drift["log_sd"] ** 2 if drift else 0.0
+    total = repeats_part + drift_part
+    if total == 0:
+        df = len(clean) - 1
+    else:
+        df_drift = drift["df"] if drift else 1
+        df = int(total**2 / (repeats_part**2 / (len(clean) - 1) + drift_part**2 / df_drift))
+    half = _t_975(max(1, df)) * math.sqrt(total)
     middle = math.log(centre if centre is not None else statistics.median(clean))
     return math.exp(middle - half), math.exp(middle + half)
 
 
 def summarize(values: Sequence[float]) -> dict[str, Any]:
-    """Median, min-max and the rerun interval of repeated measurements; the raw values are kept too."""
+    """Median, min-max and the rerun interval of repeated measurements; the raw values are kept too.
+
+    The interval here is from the repeats alone; ``add_machine_drift`` widens it once the run knows how
+    much the machine's speed moved between its legs.
+    """
     clean = [float(v) for v in values if v is not None]
     if not clean:
         return {"median": None, "min": None, "max": None, "rerun_95": None, "n": 0, "values": []}
@@ -171,11 +199,65 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
         "median": statistics.median(clean),
         "min": min(clean),
         "max": max(clean),
-        "rerun_95": [float(f"{bound:.4g}") for bound in interval] if interval else None,
+        "rerun_95": _rounded(interval),
         "n": len(clean),
         # Four significant digits: a parse of 0.0023 s keeps its digits, a p99 of 812.4 ms loses nothing real.
         "values": [float(f"{v:.4g}") for v in clean],
     }
+
+
+def _rounded(interval: tuple[float, float] | None) -> list[float] | None:
+    return [float(f"{bound:.4g}") for bound in interval] if interval else None
+
+
+def machine_drift(results: dict[str, Any]) -> dict[str, Any] | None:
+    """How much the machine's speed moved between the run's legs: the standard deviation of the logs of the
+    reference loop's time across legs (``reference_speed_ms``, one reading per leg), with its degrees of
+    freedom. None below three legs with a reading.
+
+    An upper bound of the drift a rerun meets: the legs run beside different services (Airflow's scheduler
+    in two of them), which also moves the loop's time, by the same amount in every run.
+    """
+    speeds = [leg["reference_speed_ms"] for leg in results.get("legs", {}).values() if leg.get("reference_speed_ms")]
+    if len(speeds) < 3:
+        return None
+    logs = [math.log(ms) for ms in speeds]
+    return {"log_sd": round(statistics.stdev(logs), 4), "df": len(speeds) - 1, "legs": len(speeds)}
+
+
+def _stats(node: Any) -> Generator[dict[str, Any]]:
+    """Every summarized measurement in a results document."""
+    if isinstance(node, dict):
+        if "values" in node and "rerun_95" in node:
+            yield node
+            return
+        for value in node.values():
+            yield from _stats(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _stats(value)
+
+
+def add_machine_drift(results: dict[str, Any]) -> dict[str, Any]:
+    """Widen every measurement's rerun interval by the run's machine drift (``rerun_interval``), in place.
+
+    Measurements sampled across the legs (``spans_legs``: DAG parse times) already hold the drift in their
+    spread and keep the interval of their repeats. Idempotent: each interval is rebuilt from its values.
+    """
+    drift = machine_drift(results)
+    results["machine_drift"] = drift
+    orchestration = results.get("legs", {}).get("orchestration", {})
+    if len(orchestration.get("parse_sampled_in_legs", [])) > 1:  # results written before spans_legs was kept
+        for stat in orchestration.get("parse_s", {}).values():
+            stat["spans_legs"] = True
+    for stat in _stats(results.get("legs", {})):
+        if stat.get("median") is None:
+            continue
+        own = rerun_interval(stat["values"], centre=stat["median"])
+        stat["rerun_95_repeats_only"] = _rounded(own)
+        spans_legs = stat.get("spans_legs", False)
+        stat["rerun_95"] = _rounded(own if spans_legs else rerun_interval(stat["values"], stat["median"], drift))
+    return results
 
 
 def reference_speed_ms(rounds: int = 15) -> float:
@@ -254,7 +336,8 @@ def summarize_dag_parse(samples: Sequence[tuple[str, dict[str, float]]]) -> dict
     for _leg, times in samples:
         for name, seconds in times.items():
             by_dag.setdefault(name, []).append(seconds)
-    return {name: summarize(values) for name, values in sorted(by_dag.items())}
+    # spans_legs: the samples' spread already includes the machine's drift between legs (add_machine_drift).
+    return {name: {**summarize(values), "spans_legs": True} for name, values in sorted(by_dag.items())}
 
 
 @contextmanager
@@ -383,5 +466,6 @@ def run(
                 results["legs"]["orchestration"]["parse_sampled_in_legs"] = [name for name, _ in ctx.dag_parse_samples]
             write_results(out_dir, results)  # partial results survive an interrupted run
     results["wall_s"] = round(time.time() - started, 1)
+    add_machine_drift(results)
     write_results(out_dir, results)
     return results

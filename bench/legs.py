@@ -196,7 +196,17 @@ def ml(ctx: Context) -> dict[str, Any]:
         # MLlib's fits share one Spark process: a session per repeat would add ~40 s to the quick profile, and
         # its fits already vary by 20-30% within the process, which its interval shows.
         outcome = run(
-            "spark", "--data", data, "--rows", str(p.ml_rows), "--seed", str(p.seed), "--repeats", str(p.repeats)
+            "spark",
+            "--data",
+            data,
+            "--rows",
+            str(p.ml_rows),
+            "--seed",
+            str(p.seed),
+            "--repeats",
+            str(p.repeats),
+            "--warm-up-fits",
+            str(p.mllib_warm_up_fits),
         )
         processes = [
             run("sklearn", "--data", data, "--repeats", str(SKLEARN_FITS))["sklearn"] for _ in range(p.repeats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import statistics
@@ -43,6 +44,56 @@ def test_rerun_interval_holds_a_rerun_median_where_min_max_does_not() -> None:
         in_interval += bounds[0] <= rerun <= bounds[1]
     assert 0.55 < in_min_max / trials < 0.65
     assert 0.94 < in_interval / trials < 0.995  # 95% by design; the pi/2 factor errs on the wide side
+
+
+def test_machine_drift_widens_the_interval_to_hold_a_rerun_on_a_drifting_machine() -> None:
+    """Each leg of a run meets the machine at its own speed (a factor shared by all of the leg's repeats, and
+    by the reference loop read in that leg): the repeats alone cannot show it, the drift term does."""
+    rng = random.Random(5)
+    legs, drift_sd, noise_sd = 7, 0.08, 0.03
+
+    def run() -> tuple[list[float], dict[str, object]]:
+        speeds = [rng.gauss(0, drift_sd) for _ in range(legs)]
+        results = {"legs": {f"leg{i}": {"reference_speed_ms": 10 * math.exp(s)} for i, s in enumerate(speeds)}}
+        return [math.exp(6.5 + speeds[0] + rng.gauss(0, noise_sd)) for _ in range(3)], results
+
+    trials = 3000
+    held_alone = held_with_drift = 0
+    for _ in range(trials):
+        (first, first_run), (second, _) = run(), run()
+        rerun = statistics.median(second)
+        alone = harness.rerun_interval(first)
+        with_drift = harness.rerun_interval(first, drift=harness.machine_drift(first_run))
+        assert alone is not None and with_drift is not None
+        held_alone += alone[0] <= rerun <= alone[1]
+        held_with_drift += with_drift[0] <= rerun <= with_drift[1]
+    assert held_alone / trials < 0.8  # the repeats' spread is the noise within a leg, not between runs
+    assert 0.94 < held_with_drift / trials < 0.995
+
+
+def test_add_machine_drift_widens_every_interval_but_those_sampled_across_legs() -> None:
+    results = {
+        "legs": {
+            "orchestration": {
+                "reference_speed_ms": 9.0,
+                "parse_s": harness.summarize_dag_parse([("a", {"d": 0.10}), ("b", {"d": 0.11}), ("c", {"d": 0.12})]),
+            },
+            "batch": {"reference_speed_ms": 10.0, "engines": {"spark": {"warm_s": harness.summarize([3.0, 3.1, 3.2])}}},
+            "ml": {"reference_speed_ms": 11.0},
+        }
+    }
+    assert harness.machine_drift({"legs": {"a": {"reference_speed_ms": 9.0}}}) is None  # too few legs
+    harness.add_machine_drift(results)
+    drift = results["machine_drift"]
+    assert drift is not None and drift["df"] == 2 and 0.08 < drift["log_sd"] < 0.12
+    warm = results["legs"]["batch"]["engines"]["spark"]["warm_s"]  # type: ignore[index]
+    low, high = warm["rerun_95"]
+    alone_low, alone_high = warm["rerun_95_repeats_only"]
+    assert low < alone_low and high > alone_high
+    parse = results["legs"]["orchestration"]["parse_s"]["d"]  # type: ignore[index]
+    assert parse["rerun_95"] == parse["rerun_95_repeats_only"]
+    again = json.loads(json.dumps(results))
+    assert harness.add_machine_drift(again) == results  # idempotent: rebuilt from the values each time
 
 
 def test_latency_stats_drop_the_warm_up_and_see_a_growing_backlog() -> None:

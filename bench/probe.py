@@ -12,6 +12,7 @@ worse, it does not hide it), to the moment a consumer here received the result.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -94,6 +95,10 @@ def floor_consume(topic: str, start_ms: int, duration_s: float, ready_file: Path
     return {"samples": latencies}
 
 
+#: With every transaction alerting, the longest silence that still waits for the rest of a run's alerts.
+MAX_QUIET_S = 30.0
+
+
 def alerts(
     alerts_topic: str,
     start_ms: int,
@@ -101,11 +106,14 @@ def alerts(
     min_duration_s: float,
     quiet_s: float,
     ready_file: Path | None = None,
+    expect_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Transactions' scheduled send times and the alerts a read-committed consumer saw, matched by txn_id.
 
     Reads for at least ``min_duration_s``, then until no alert arrived for ``quiet_s`` (a job that fell
-    behind is waited for, so its late alerts count), at most ``duration_s``.
+    behind is waited for, so its late alerts count), at most ``duration_s``. With ``expect_fraction`` (the
+    job alerts on every transaction), a quiet spell counts only once that share of the run's transactions
+    has its alert, or once it lasts ``MAX_QUIET_S``.
     """
     import threading
 
@@ -183,7 +191,19 @@ def alerts(
         time.sleep(0.2)
         if time.monotonic() - started < min_duration_s:
             continue
-        if _now_ms() - last_alert_ms[0] > quiet_s * 1000:
+        quiet_for_ms = _now_ms() - last_alert_ms[0]
+        if expect_fraction and produced_at:
+            # Every transaction yields an alert: a quiet spell ends the run only once most of them arrived (a
+            # slow micro-batch is waited for), or once it lasts MAX_QUIET_S (a job that has stopped).
+            try:
+                complete = len(alert_seen_at.keys() & produced_at.keys()) / len(produced_at)
+            except RuntimeError:  # a reader added a key mid-count: count again on the next round
+                continue
+            if complete >= expect_fraction and quiet_for_ms > quiet_s * 1000:
+                break
+            if quiet_for_ms > max(quiet_s, MAX_QUIET_S) * 1000:
+                break
+        elif quiet_for_ms > quiet_s * 1000:
             break
     alerts_done.set()
     stop.set()
@@ -199,7 +219,12 @@ def alerts(
 
     production_end_ms = start_ms + (min_duration_s - quiet_s) * 1000
     last_ms = last_alert_ms[0] or None
+    # Every alert's arrival, matched or not (a job behind by more than a run delivers an earlier run's): the
+    # longest wait between two is how far apart the job emits (Spark: once per micro-batch).
+    arrivals = sorted(alert_seen_at.values())
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     return {
+        "max_alert_gap_s": round(max(gaps) / 1000, 2) if gaps else None,
         "samples": matched(alert_seen_at),
         "samples_written": matched(alert_written_at),
         "transactions_seen": len(produced_at),
@@ -227,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reader.add_argument("--min-duration", type=float, default=0.0)
         reader.add_argument("--quiet-s", type=float, default=3.0)
         reader.add_argument("--ready-file", type=Path)
+        reader.add_argument("--expect-fraction", type=float, default=0.0)
     args = parser.parse_args(argv)
     if args.probe == "floor-produce":
         result = floor_produce(args.topic, args.rate, args.duration, args.bytes, args.linger_ms)
@@ -236,7 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = floor_consume(args.topic, args.start_ms, args.duration, args.ready_file)
     else:
         result = alerts(
-            args.alerts_topic, args.start_ms, args.duration, args.min_duration, args.quiet_s, args.ready_file
+            args.alerts_topic,
+            args.start_ms,
+            args.duration,
+            args.min_duration,
+            args.quiet_s,
+            args.ready_file,
+            args.expect_fraction,
         )
     args.out.write_text(json.dumps(result))
     return 0

@@ -7,7 +7,6 @@ timestamp is its scheduled send time), a probe process reads the results read-co
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -173,18 +172,18 @@ def measured_run(
                 str(quiet_s),
                 "--min-duration",
                 str(duration + quiet_s),
+                # Alert threshold 0: every transaction yields an alert, so the probe knows when a run's are in
+                # (at most the last watermark delay's worth wait for the next event: 90% is "most").
+                "--expect-fraction",
+                "0.9" if p.alert_threshold <= 0 else "0",
             )
         )
         report = generator.produce(ctx.cfg, rate=rate, duration_s=duration, seed=seed)
         probe.wait(timeout=duration + MAX_DRAIN_S + 60)
         probed = _read_json(out)
-    samples = probed.get("samples", [])
-    stats = latency_stats(samples, start_ms, p.stream_warmup_s, duration)
+    stats = latency_stats(probed.get("samples", []), start_ms, p.stream_warmup_s, duration)
     # Results arrive when the engine emits them (Spark: a burst per micro-batch): the longest wait between two.
-    received = sorted(produced_ms + latency_ms for produced_ms, latency_ms in samples)
-    stats["max_result_gap_s"] = (
-        round(max(b - a for a, b in itertools.pairwise(received)) / 1000, 2) if len(received) > 1 else None
-    )
+    stats["max_result_gap_s"] = probed.get("max_alert_gap_s")
     written = latency_stats(probed.get("samples_written", []), start_ms, p.stream_warmup_s, duration)
     # Written = seen by a read-uncommitted consumer: the engine's own latency, before delivery is committed.
     stats.update({f"written_{k}": written.get(k) for k in ("p50_ms", "p99_ms")})
@@ -194,6 +193,7 @@ def measured_run(
         producer_max_behind_ms=report.max_behind_schedule_ms,
         achieved_rate=report.achieved_rate,
         alerts_seen=probed.get("alerts_seen", 0),
+        transactions_seen=probed.get("transactions_seen", 0),
         drain_s=probed.get("drain_s"),
     )
     return stats
@@ -223,23 +223,24 @@ def _warm_up(
     p50s: list[float | None] = []
     p99s: list[float | None] = []
     steady = False
+    waits = quiet_s
     for i in range(max_runs):
-        run = measured_run(ctx, rate, 2 + i, alerts_topic, duration_s=duration_s, quiet_s=quiet_s)
-        quiet_s = result_quiet_s(run, at_least=quiet_s)  # the next run waits out a micro-batch seen here
+        run = measured_run(ctx, rate, 2 + i, alerts_topic, duration_s=duration_s, quiet_s=waits)
+        waits = result_quiet_s(run, at_least=quiet_s)  # the next run waits out the micro-batches seen in this one
         p50s.append(run.get("p50_ms"))
         p99s.append(run.get("p99_ms"))
         previous, latest = (p50s[-2], p50s[-1]) if len(p50s) > 1 else (None, None)
         if previous and latest and latest >= STILL_SPEEDING_UP * previous:
             steady = True
             break
-    return {"p50_ms": p50s, "p99_ms": p99s, "steady": steady, "quiet_s": quiet_s}
+    return {"p50_ms": p50s, "p99_ms": p99s, "steady": steady, "quiet_s": waits}
 
 
 def result_quiet_s(run: dict[str, Any], at_least: float) -> float:
     """How long a run waits, after its traffic, for no result to arrive before it ends: ``at_least``, or twice
     the longest gap between two results in ``run`` when that is longer. Spark emits once per micro-batch; on
-    a slow host its batches took 7 s, longer than QUIET_S, and runs ended between two batches with no result
-    read."""
+    a slow host its results came up to 3.5 s apart, longer than QUIET_S, and runs ended between two batches:
+    some read no result at all, others were taken for falling behind."""
     gap = run.get("max_result_gap_s") or 0.0
     return max(at_least, round(2 * gap, 1))
 
@@ -332,15 +333,27 @@ def _job_settings(ctx: Context, job_id: str, client_output: str = "") -> dict[st
     return settings
 
 
-def _cancel_all(ctx: Context) -> None:
+def _stop_all(ctx: Context) -> dict[str, str]:
+    """Stop every running job with a savepoint, so no exactly-once sink leaves an open Kafka transaction behind
+    (``flink_ops.stop_job_id``: a cancelled fraud_scoring hid every later alert from read-committed readers
+    of fraud_alerts, the probe among them, and the SQL variant, with a transactional-id prefix of its own,
+    then got no result in four minutes). A job whose savepoint fails is cancelled; returns how each ended."""
+    ended = {}
     for job in flink_ops.jobs(ctx.cfg):
-        if job.state in {"RUNNING", "CREATED", "RESTARTING", "INITIALIZING"}:
+        if job.state not in {"RUNNING", "CREATED", "RESTARTING", "INITIALIZING"}:
+            continue
+        try:
+            flink_ops.stop_job_id(ctx.cfg, job.job_id, timeout_s=120)
+            ended[job.job_id] = "stopped with a savepoint"
+        except Exception as error:  # a cancel leaves the transaction open: recorded, so a result can say so
             flink_ops._request(ctx.cfg, "PATCH", f"/jobs/{job.job_id}?mode=cancel")
+            ended[job.job_id] = f"cancelled, savepoint failed: {error}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(
         j.state not in {"CANCELED", "FAILED", "FINISHED"} for j in flink_ops.jobs(ctx.cfg)
     ):
         time.sleep(0.5)
+    return ended
 
 
 def _variant_arguments(variant: str) -> list[str]:
@@ -353,7 +366,7 @@ def _variant_arguments(variant: str) -> list[str]:
 def _deploy_variant(ctx: Context, variant: str) -> tuple[str, str]:
     """Start one fraud_scoring variant on fresh state, reading only new records; returns its job id and the
     client's output."""
-    _cancel_all(ctx)
+    _stop_all(ctx)
     generator.ensure_topics(ctx.cfg, names.ALL_TOPICS)
     env_overrides = {
         "thread": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "hashmap"},
@@ -399,9 +412,19 @@ def _rss_mb(ctx: Context) -> dict[str, float]:
 
 
 def flink_streaming(ctx: Context) -> dict[str, Any]:
-    p = ctx.profile
     ctx.services("kafka", "flink")
     results: dict[str, Any] = {"by_rate": {}, "variants": {}, "sustain": {}}
+    try:
+        _flink_streaming(ctx, results)
+    finally:
+        # Also when a run failed: the next leg stops the cluster, and a job still running leaves its Kafka
+        # transaction open for every later reader of its topic.
+        results["stopped_at_end"] = _stop_all(ctx)
+    return results
+
+
+def _flink_streaming(ctx: Context, results: dict[str, Any]) -> None:
+    p = ctx.profile
     seed = p.seed
     job_id, client_output = _deploy_variant(ctx, "thread")
     results["settings"] = _job_settings(ctx, job_id, client_output)
@@ -433,11 +456,8 @@ def flink_streaming(ctx: Context) -> dict[str, Any]:
         # A rate above capacity fills the TaskManager's heap with a growing backlog of per-card windows (the
         # full profile's 7,500/s ran a 3 GB TaskManager out of heap): the variants start on a fresh cluster.
         ctx.echo("   a rate fell behind: restarting Flink before the variants")
-        # Cancelled first, so its Kafka sink aborts its open transaction: a cluster stopped under a running job
-        # leaves it open, and read-committed readers of fraud_alerts (the probe) see nothing past it until it
-        # times out. A variant with the same transactional-id prefix fences it; the SQL variant has its own
-        # and got no result in four minutes.
-        _cancel_all(ctx)
+        # Stopped with a savepoint first: a cluster stopped under a running job leaves its Kafka transaction open.
+        results["stopped_before_restart"] = _stop_all(ctx)
         runtime.down(ctx.cfg, echo=lambda _line: None, only=["flink"])
         runtime.up(ctx.cfg, only=["flink"], echo=lambda _line: None)
         results["flink_restarted_before_variants"] = True
@@ -466,8 +486,6 @@ def flink_streaming(ctx: Context) -> dict[str, Any]:
             "warm_up": warm_up,
         }
         ctx.echo(f"   flink variant {variant}: p99 {results['variants'][variant]['p99_ms']['median']} ms")
-    _cancel_all(ctx)
-    return results
 
 
 # --------------------------------------------------------------------------------------------------

@@ -213,10 +213,19 @@ def savepoint(cfg: PlatformConfig, job: str, timeout_s: float = 120) -> str:
 
 def stop(cfg: PlatformConfig, job: str, timeout_s: float = 120) -> str:
     """Stop ``job`` with a savepoint (no drain: event time does not jump to the end) and return its location."""
-    info = _require_active(cfg, job)
+    return stop_job_id(cfg, _require_active(cfg, job).job_id, timeout_s)
+
+
+def stop_job_id(cfg: PlatformConfig, job_id: str, timeout_s: float = 120) -> str:
+    """Stop the job ``job_id`` with a savepoint and return its location.
+
+    Unlike a cancel, the savepoint commits the exactly-once Kafka sinks' open transactions. A cancelled (or
+    killed) job leaves its open transaction on the topic, and read-committed consumers read nothing past it
+    until a job with the same transactional-id prefix fences it or it times out (10 min).
+    """
     target = (cfg.home / "flink" / "savepoints").as_uri()
-    trigger = _request(cfg, "POST", f"/jobs/{info.job_id}/stop", {"targetDirectory": target, "drain": False})
-    operation = _wait_for_trigger(cfg, f"/jobs/{info.job_id}/savepoints/{trigger['request-id']}", timeout_s)
+    trigger = _request(cfg, "POST", f"/jobs/{job_id}/stop", {"targetDirectory": target, "drain": False})
+    operation = _wait_for_trigger(cfg, f"/jobs/{job_id}/savepoints/{trigger['request-id']}", timeout_s)
     return str(operation["location"])
 
 

@@ -263,12 +263,43 @@ def add_machine_drift(results: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat; (0, 0) where there is none."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_until_idle(busy_below: float = 0.2, window_s: float = 0.5, timeout_s: float = 30.0) -> float:
+    """Wait until the machine's cores are busy less than ``busy_below`` of the time over one ``window_s``, at
+    most ``timeout_s``; returns the busy share of the last window (a JVM that has just started keeps both
+    cores busy for seconds after its health check answers)."""
+    deadline = time.monotonic() + timeout_s
+    busy_share = 1.0
+    while True:
+        busy_before, total_before = _cpu_jiffies()
+        time.sleep(window_s)
+        busy_after, total_after = _cpu_jiffies()
+        if total_after == total_before:
+            return 0.0  # no /proc/stat: nothing to wait for
+        busy_share = (busy_after - busy_before) / (total_after - total_before)
+        if busy_share < busy_below or time.monotonic() > deadline:
+            return round(busy_share, 3)
+
+
 def reference_speed_ms(rounds: int = 15) -> float:
-    """Median time of a fixed single-threaded CPU workload (~0.3 s), taken once a leg's services are set.
+    """Median time of a fixed single-threaded CPU workload (~0.3 s), taken once a leg's services are set and
+    the machine is idle (``wait_until_idle``).
 
     This machine is a VM whose speed drifts by 5-20% over minutes. A rough gauge only: one core's speed
-    at a few moments, while a leg's figures depend on both cores over minutes.
+    at a few moments, while a leg's figures depend on both cores over minutes. Taken on a busy machine it
+    measured the services starting instead: a leg right after the Flink cluster started read 49.6 ms
+    against 15.7-26.1 ms in the other legs of the run.
     """
+    wait_until_idle()
     times = []
     for _ in range(rounds):
         started = time.perf_counter()

@@ -187,11 +187,14 @@ def alerts(
     if ready_file is not None:
         ready_file.write_text("ready")
     started = time.monotonic()
+    started_ms = _now_ms()
     while time.monotonic() - started < duration_s:
         time.sleep(0.2)
         if time.monotonic() - started < min_duration_s:
             continue
-        quiet_for_ms = _now_ms() - last_alert_ms[0]
+        # Quiet since the last alert, or since the start when none came yet (a job further behind than
+        # min_duration_s has sent nothing yet, and is waited for like any other).
+        quiet_for_ms = _now_ms() - max(last_alert_ms[0], started_ms)
         if expect_fraction and produced_at:
             # Every transaction yields an alert: a quiet spell ends the run only once most of them arrived (a
             # slow micro-batch is waited for), or once it lasts MAX_QUIET_S (a job that has stopped).

@@ -251,6 +251,7 @@ def test_demo_wall_times_read_as_minutes_and_name_a_failure() -> None:
 
 def test_reference_speed_is_a_positive_time() -> None:
     assert 0 < harness.reference_speed_ms(rounds=3) < 10_000
+    assert 0 <= harness.wait_until_idle(timeout_s=1.0) <= 1  # the busy share of the cores it waited on
 
 
 def test_targets_report_what_was_not_measured_instead_of_passing_it() -> None:

@@ -142,11 +142,11 @@ def batch(ctx: Context) -> dict[str, Any]:
     version = ""
     # Warm-up, not measured (as hyperfine's --warmup; Profile.batch_warm_up says why). Spark's first process
     # follows the data generation, which warmed the same.
-    warm_up_s = (
-        {"flink_batch": round(flink_runs(ctx.cfg, 0)["cold_s"], 2), "duckdb": round(_duckdb(0)["cold_s"], 2)}
-        if p.batch_warm_up
-        else {}
-    )
+    warm_up_s = {}
+    if "flink_batch" in p.batch_warm_up:
+        warm_up_s["flink_batch"] = round(flink_runs(ctx.cfg, 0)["cold_s"], 2)
+    if "duckdb" in p.batch_warm_up:
+        warm_up_s["duckdb"] = round(_duckdb(0)["cold_s"], 2)
     # One engine after another, repeat by repeat (Spark, Flink, DuckDB, Spark, ...): each engine's repeats span
     # the whole leg, so a drift of the machine's speed shows in every engine's spread rather than in one.
     # The Flink session cluster stays up (idle) throughout, so every engine runs beside the same idle JVMs.

@@ -77,7 +77,8 @@ class Profile:
 ALL_LEGS = ("footprint", "orchestration", "kafka_floor", "flink_streaming", "spark_streaming", "batch", "ml")
 
 PROFILES: dict[str, Profile] = {
-    # Under 15 minutes here: every leg, fewer rates and shorter runs.
+    # Every leg, fewer rates, variants and shorter runs. Aimed at 15 minutes: 17-19 on the slower 2-core host, where
+    # JVM starts, warm-ups and one process per batch repeat are most of it (README, Benchmarks).
     "quick": Profile(
         name="quick",
         legs=ALL_LEGS,

@@ -12,7 +12,7 @@ import pytest
 
 from bench import etl_sql, harness, report
 from bench.legs import scheduling_latencies
-from bench.streaming import latency_stats
+from bench.streaming import latency_stats, left_a_backlog
 
 
 def test_summarize_gives_median_spread_and_rerun_interval() -> None:
@@ -290,3 +290,12 @@ def test_cdf_points_keep_the_extremes_and_bound_the_size() -> None:
     points = cdf_points(values, points=500)
     assert len(points) == 500 and (points[0], points[-1]) == pytest.approx((0, 9_999)) and points == sorted(points)
     assert cdf_points([1.0, 2.0]) == [1.0, 2.0]
+
+
+def test_flink_restarts_before_the_variants_only_after_a_backlog_or_a_run_with_no_results() -> None:
+    kept_up = {"kept_up": True, "drain_s": 0.8}
+    a_few_seconds_behind = {"kept_up": False, "drain_s": 5.8}
+    assert not left_a_backlog([kept_up, a_few_seconds_behind])
+    assert left_a_backlog([kept_up, {"kept_up": False, "drain_s": 45.0}])
+    assert left_a_backlog([kept_up, {"kept_up": False, "drain_s": None}])  # the job delivered nothing
+    assert not left_a_backlog([])

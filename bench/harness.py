@@ -68,17 +68,21 @@ class Profile:
     # and Parquet's classes into the TaskManager (its cold run took 22-28 s in every published quick run, later
     # ones 14-22 s), and DuckDB's first process reads its library from disk.
     batch_warm_up: tuple[str, ...] = ("flink_batch", "duckdb")
+    # Legs after the orchestration leg that also take a DAG parse sample (None: every one). A sample is one
+    # `airflow dags report`, 7 s of CLI start for a 0.1 s parse: a few legs spread over the run show the drift.
+    dag_parse_legs: tuple[str, ...] | None = None
     # Orchestration: run lakehouse_daily end to end (minutes), or only a light DAG for scheduler latencies.
     orchestration_full_dag: bool = False
     orchestration_day_transactions: int = 5_000
     measure_demo: bool = False
 
 
-ALL_LEGS = ("footprint", "orchestration", "kafka_floor", "flink_streaming", "spark_streaming", "batch", "ml")
+# The Flink leg right after the orchestration leg: it keeps the Flink cluster those two started (one start less).
+ALL_LEGS = ("footprint", "orchestration", "flink_streaming", "kafka_floor", "spark_streaming", "batch", "ml")
 
 PROFILES: dict[str, Profile] = {
-    # Every leg, fewer rates, variants and shorter runs. Aimed at 15 minutes: 17-19 on the slower 2-core host, where
-    # JVM starts, warm-ups and one process per batch repeat are most of it (README, Benchmarks).
+    # Every leg, fewer rates, no variants and shorter runs, in under 15 minutes on 2 cores: JVM starts, warm-ups
+    # and one process per batch repeat are most of it (README, Benchmarks).
     "quick": Profile(
         name="quick",
         legs=ALL_LEGS,
@@ -90,7 +94,9 @@ PROFILES: dict[str, Profile] = {
         # Process mode is the full profile's: its p99 stayed within the run-to-run noise of thread mode in
         # every published quick run (11% below to 14% above), and its deploy and warm-up pay for the
         # warm-up runs every job now gets (see streaming._warm_up).
-        flink_variants=("thread", "sql"),
+        # The SQL variant is the full profile's too: its deploy, warm-up and three runs took 83 s of a quick
+        # run that was 2.3 min over its 15, and the full profile measures it in runs four times as long.
+        flink_variants=("thread",),
         # The rates above the list are the full profile's too (30 s runs: a 7 s run is too short to see a
         # backlog grow, and 3,000/s "kept up" in 7 s runs where 30 s runs fell behind above 2,000/s).
         sustain_rates=(),
@@ -104,6 +110,8 @@ PROFILES: dict[str, Profile] = {
         batch_warm_up=("duckdb",),
         batch_warm_runs=1,
         ml_rows=100_000,
+        # Three parse samples, as many as the other repeats: early, midway and last.
+        dag_parse_legs=("spark_streaming", "ml"),
     ),
     # The published numbers: longer runs, more rates, 10M batch rows, lakehouse_daily end to end, demo time.
     "full": Profile(
@@ -349,11 +357,16 @@ class Context:
         # Taken here, with exactly the leg's services up and idle, so two runs compare like with like
         # (taken before, it also timed the previous leg's services starting or stopping).
         self.reference_speed_ms = reference_speed_ms()
-        if self.dag_parse_samples is not None:
+        if self.dag_parse_samples is not None and takes_parse_sample(self.profile, self.leg):
             # A parse takes a fraction of a second, so its repeats cost nothing but the CLI's start: one per leg
             # spreads them over the whole run, and their spread includes the machine's drift over minutes
             # (three parses back to back vary by 3% while the VM's speed moves by 10-20% between legs).
             self.dag_parse_samples.append((self.leg, dag_parse_times(self.cfg)))
+
+
+def takes_parse_sample(profile: Profile, leg: str) -> bool:
+    """Whether ``leg`` takes a DAG parse sample (the orchestration leg always; later legs by the profile)."""
+    return leg == "orchestration" or profile.dag_parse_legs is None or leg in profile.dag_parse_legs
 
 
 def dag_parse_times(cfg: config.PlatformConfig) -> dict[str, float]:

@@ -30,6 +30,10 @@ QUIET_S = 3.0
 #: Spark emits once per micro-batch, seconds apart, and keeps QUIET_S.
 FLINK_QUIET_S = 1.5
 MAX_DRAIN_S = 90.0
+#: Until a job's first result, each warm-up run waits this long at most for one, then sends traffic again.
+#: Not MAX_DRAIN_S: traffic sent before the query reads from "latest" (Spark's JVM was still starting) never
+#: yields a result, and every Spark leg waited out 90 s of silence before its first real run.
+FIRST_RESULT_WAIT_S = 12.0
 #: A run whose results took longer than this after its traffic ended left a backlog worth a fresh cluster.
 RESTART_AFTER_DRAIN_S = 20.0
 
@@ -153,7 +157,10 @@ def measured_run(
     alerts_topic: str,
     duration_s: float | None = None,
     quiet_s: float = QUIET_S,
+    max_wait_s: float = MAX_DRAIN_S,
 ) -> dict[str, Any]:
+    """One open-loop run at ``rate``; after its traffic the probe reads until the results go quiet, at most
+    ``max_wait_s`` (a job that fell behind is waited for)."""
     p = ctx.profile
     duration = duration_s or p.stream_duration_s
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,7 +174,7 @@ def measured_run(
                 "--start-ms",
                 str(start_ms),
                 "--duration",
-                str(duration + MAX_DRAIN_S),
+                str(duration + max_wait_s),
                 "--out",
                 str(out),
                 "--quiet-s",
@@ -181,7 +188,7 @@ def measured_run(
             )
         )
         report = generator.produce(ctx.cfg, rate=rate, duration_s=duration, seed=seed)
-        probe.wait(timeout=duration + MAX_DRAIN_S + 60)
+        probe.wait(timeout=duration + max_wait_s + 60)
         probed = _read_json(out)
     stats = latency_stats(probed.get("samples", []), start_ms, p.stream_warmup_s, duration)
     # Results arrive when the engine emits them (Spark: a burst per micro-batch): the longest wait between two.
@@ -213,15 +220,25 @@ def _warm_up(
     least two, at most ``max_runs``). How long a JIT takes depends on the host: on one 2-core VM Flink's first
     measured run was a few percent slower than the rest, on a slower one its p50 at 150/s went 858, 563,
     488, 469 and 444 ms over its first five runs.
-    Returns the runs' p50s and p99s (ms), whether it ended steady, and the quiet time later runs should wait
-    for results (``result_quiet_s``)."""
-    deadline = time.monotonic() + 240
+    Returns the seconds until the first result (for Spark, most of it the query starting), the runs' p50s and
+    p99s (ms), whether it ended steady, and the quiet time later runs should wait for results
+    (``result_quiet_s``)."""
+    started = time.monotonic()
     while True:
-        run = measured_run(ctx, rate, seed=1, alerts_topic=alerts_topic, duration_s=3.0, quiet_s=quiet_s)
+        run = measured_run(
+            ctx,
+            rate,
+            seed=1,
+            alerts_topic=alerts_topic,
+            duration_s=3.0,
+            quiet_s=quiet_s,
+            max_wait_s=FIRST_RESULT_WAIT_S,
+        )
         if run.get("samples", 0) > 0 or run.get("alerts_seen", 0) > 0:
             break
-        if time.monotonic() > deadline:
+        if time.monotonic() - started > 240:
             raise RuntimeError(f"no result on {alerts_topic} after 4 minutes of warm-up traffic")
+    first_result_s = round(time.monotonic() - started, 1)
     p50s: list[float | None] = []
     p99s: list[float | None] = []
     steady = False
@@ -235,7 +252,7 @@ def _warm_up(
         if previous and latest and latest >= STILL_SPEEDING_UP * previous:
             steady = True
             break
-    return {"p50_ms": p50s, "p99_ms": p99s, "steady": steady, "quiet_s": waits}
+    return {"first_result_s": first_result_s, "p50_ms": p50s, "p99_ms": p99s, "steady": steady, "quiet_s": waits}
 
 
 def result_quiet_s(run: dict[str, Any], at_least: float) -> float:

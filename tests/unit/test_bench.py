@@ -299,3 +299,11 @@ def test_flink_restarts_before_the_variants_only_after_a_backlog_or_a_run_with_n
     assert left_a_backlog([kept_up, {"kept_up": False, "drain_s": 45.0}])
     assert left_a_backlog([kept_up, {"kept_up": False, "drain_s": None}])  # the job delivered nothing
     assert not left_a_backlog([])
+
+
+def test_dag_parse_samples_are_taken_in_the_orchestration_leg_and_the_legs_the_profile_names() -> None:
+    quick, full = harness.PROFILES["quick"], harness.PROFILES["full"]
+    sampled = [leg for leg in harness.ALL_LEGS[1:] if harness.takes_parse_sample(quick, leg)]
+    assert sampled == ["orchestration", "spark_streaming", "ml"]  # early, midway, last: as many as the repeats
+    assert len(sampled) == quick.repeats
+    assert all(harness.takes_parse_sample(full, leg) for leg in harness.ALL_LEGS[1:])

@@ -526,6 +526,21 @@ def _flink_streaming(ctx: Context, results: dict[str, Any]) -> None:
 # Spark Structured Streaming (same stream, same logic: spark_jobs.streaming_scoring)
 
 
+#: What spark_jobs.streaming_scoring prints its lines after (that module needs pyspark to import).
+SPARK_JOB_NAME = "streaming_scoring"
+
+
+def _wait_for_line(log: Path, prefix: str, job: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    """Until the job's log has a line starting with ``prefix``: traffic sent while its JVM is still starting
+    precedes the offsets the query starts from ("latest") and never yields a result."""
+    deadline = time.monotonic() + timeout_s
+    while not any(line.startswith(prefix) for line in log.read_text(errors="replace").splitlines()):
+        if job.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the Spark job did not start its query (exit code {job.poll()}):\n{tail}")
+        time.sleep(0.5)
+
+
 def spark_streaming(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
     ctx.services("kafka")  # Flink stopped: engine legs never share the machine
@@ -563,6 +578,7 @@ def spark_streaming(ctx: Context) -> dict[str, Any]:
                     start_new_session=True,
                 )
                 try:
+                    _wait_for_line(log, f"{SPARK_JOB_NAME}: running (", job)
                     # Warm-up runs as long as measured ones: a Spark run must span several micro-batches.
                     warm_up = _warm_up(ctx, SPARK_ALERTS_TOPIC, rate, duration_s=p.stream_duration_s)
                     quiet_s = warm_up["quiet_s"]

@@ -563,7 +563,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         query = start(
             spark, cfg, settings, args.trigger, args.checkpoint_dir, args.starting_offsets, args.watermark_delay_ms
         )
-        print(f"{JOB_NAME}: running ({args.trigger}); alerts -> {args.alerts_topic}, dead letters -> {args.dlq_topic}")
+        print(
+            f"{JOB_NAME}: running ({args.trigger}); alerts -> {args.alerts_topic}, dead letters -> {args.dlq_topic}",
+            flush=True,  # a log follower (the bench) starts its traffic on this line
+        )
         deadline = None if args.run_for_s is None else time.monotonic() + args.run_for_s
         interval_s = args.progress_interval_s or 60.0
         printed_batch = -1

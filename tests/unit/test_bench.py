@@ -307,3 +307,34 @@ def test_dag_parse_samples_are_taken_in_the_orchestration_leg_and_the_legs_the_p
     assert sampled == ["orchestration", "spark_streaming", "ml"]  # early, midway, last: as many as the repeats
     assert len(sampled) == quick.repeats
     assert all(harness.takes_parse_sample(full, leg) for leg in harness.ALL_LEGS[1:])
+
+
+def test_spark_traffic_waits_for_the_line_the_job_prints_once_its_query_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from bench import streaming
+    from spark_jobs import streaming_scoring
+
+    assert streaming.SPARK_JOB_NAME == streaming_scoring.JOB_NAME
+    log = tmp_path / "job.log"
+    prefix = f"{streaming.SPARK_JOB_NAME}: running ("
+    with log.open("w") as out:
+        job = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import time; time.sleep(0.5); print({prefix + 'asap)'!r}, flush=True); time.sleep(5)",
+            ],
+            stdout=out,
+        )
+        try:
+            streaming._wait_for_line(log, prefix, job, timeout_s=20)
+            assert job.poll() is None  # returned on the line, not on the exit
+        finally:
+            job.kill()
+            job.wait()
+    with log.open("w") as out:
+        failed = subprocess.Popen([sys.executable, "-c", "print('no session'); raise SystemExit(3)"], stdout=out)
+        with pytest.raises(RuntimeError, match="exit code 3"):
+            streaming._wait_for_line(log, prefix, failed, timeout_s=20)

@@ -7,7 +7,10 @@ checkpoint, so the interval trades visibility against small files (the Spark mai
 - ``transactions`` -> ``raw.transactions`` (valid records; malformed ones reach the lake through the DLQ
   topic that fraud_scoring writes, so there is one classification, not two);
 - ``fraud_labels`` -> ``raw.fraud_labels`` (malformed labels -> ``raw.transactions_dlq``);
-- ``fraud_alerts`` and ``transactions_dlq`` (read committed) -> ``raw.fraud_alerts``, ``raw.transactions_dlq``.
+- ``fraud_alerts`` and ``transactions_dlq`` (read committed) -> ``raw.fraud_alerts``, ``raw.transactions_dlq``;
+- ``fraud_decisions`` -> ``raw.fraud_decisions``: every record of the topic once. The topic itself is at least
+  once (a restart of fraud_scoring may repeat the decisions made since its last checkpoint), so readers
+  deduplicate on ``txn_id`` (the replayed decision is the same decision: the job replays deterministically).
 """
 
 from __future__ import annotations
@@ -17,35 +20,11 @@ from collections.abc import Sequence
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
-from flink_jobs.fraud_scoring import ALERT_COLUMNS, DLQ_COLUMNS, python_thread_mode
+from flink_jobs.lib.kafka_sql import ALERT_COLUMNS, DECISION_COLUMNS, DLQ_COLUMNS, json_source_ddl, raw_source_ddl
+from flink_jobs.lib.settings import python_thread_mode
 
 from hybrid_platform import config, names
 from hybrid_platform.engines import flink_catalog_ddl
-
-
-def kafka_raw_source_ddl(table: str, topic: str, bootstrap: str, group_id: str) -> str:
-    return f"""
-CREATE TEMPORARY TABLE {table} (
-  `raw` BYTES,
-  `source_partition` INT METADATA FROM 'partition' VIRTUAL,
-  `source_offset` BIGINT METADATA FROM 'offset' VIRTUAL
-) WITH (
-  'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{bootstrap}',
-  'properties.group.id' = '{group_id}', 'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets', 'value.format' = 'raw'
-)"""
-
-
-def kafka_json_source_ddl(table: str, columns: str, topic: str, bootstrap: str, group_id: str) -> str:
-    return f"""
-CREATE TEMPORARY TABLE {table} ({columns}) WITH (
-  'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{bootstrap}',
-  'properties.group.id' = '{group_id}', 'properties.auto.offset.reset' = 'earliest',
-  'scan.startup.mode' = 'group-offsets', 'value.format' = 'json',
-  'value.json.ignore-parse-errors' = 'false',
-  -- written by transactional producers: only committed records, never an aborted one
-  'properties.isolation.level' = 'read_committed'
-)"""
 
 
 RAW_TABLES = {
@@ -59,6 +38,9 @@ RAW_TABLES = {
 ) PARTITIONED BY (labeled_date)""",
     names.RAW_FRAUD_ALERTS: f"""(
   {ALERT_COLUMNS}, event_date DATE, ingested_at TIMESTAMP_LTZ(3)
+) PARTITIONED BY (event_date)""",
+    names.RAW_FRAUD_DECISIONS: f"""(
+  {DECISION_COLUMNS}, event_date DATE, ingested_at TIMESTAMP_LTZ(3)
 ) PARTITIONED BY (event_date)""",
     names.RAW_TRANSACTIONS_DLQ: f"""(
   {DLQ_COLUMNS}, received_date DATE, ingested_at TIMESTAMP_LTZ(3)
@@ -88,10 +70,11 @@ def build_pipeline(
     transactions: str,
     labels: str,
     alerts: str,
+    decisions: str,
     dlq: str,
     sink_prefix: str,
 ) -> StatementSet:
-    """Route the four sources into ``{sink_prefix}raw.*`` (e.g. ``lakehouse.``); sources as in the DDLs above."""
+    """Route the five sources into ``{sink_prefix}raw.*`` (e.g. ``lakehouse.``); sources as in the DDLs above."""
     from flink_jobs.udfs import parse_label, parse_transaction
 
     t_env.create_temporary_function("parse_transaction", parse_transaction)
@@ -115,6 +98,9 @@ FROM labels_parsed WHERE p.ok""")
     statements.add_insert_sql(f"""
 INSERT INTO {sink_prefix}{quoted(names.RAW_FRAUD_ALERTS)}
 SELECT *, {_date("event_time")}, CURRENT_TIMESTAMP FROM {alerts}""")
+    statements.add_insert_sql(f"""
+INSERT INTO {sink_prefix}{quoted(names.RAW_FRAUD_DECISIONS)}
+SELECT *, {_date("event_time")}, CURRENT_TIMESTAMP FROM {decisions}""")
     statements.add_insert_sql(f"""
 INSERT INTO {sink_prefix}{quoted(names.RAW_TRANSACTIONS_DLQ)}
 SELECT *, {_date("received_at")}, CURRENT_TIMESTAMP FROM {dlq}
@@ -143,12 +129,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_env.execute_sql(flink_catalog_ddl(cfg))
     create_raw_tables(t_env, cfg.catalog.name)
     job, bootstrap = names.JOB_LAKE_INGEST, cfg.kafka_bootstrap
-    t_env.execute_sql(kafka_raw_source_ddl("transactions_source", names.TOPIC_TRANSACTIONS, bootstrap, job))
-    t_env.execute_sql(kafka_raw_source_ddl("labels_source", names.TOPIC_FRAUD_LABELS, bootstrap, job))
-    t_env.execute_sql(kafka_json_source_ddl("alerts_source", ALERT_COLUMNS, names.TOPIC_FRAUD_ALERTS, bootstrap, job))
-    t_env.execute_sql(kafka_json_source_ddl("dlq_source", DLQ_COLUMNS, names.TOPIC_TRANSACTIONS_DLQ, bootstrap, job))
+    t_env.execute_sql(raw_source_ddl("transactions_source", names.TOPIC_TRANSACTIONS, bootstrap, job))
+    t_env.execute_sql(raw_source_ddl("labels_source", names.TOPIC_FRAUD_LABELS, bootstrap, job))
+    t_env.execute_sql(json_source_ddl("alerts_source", ALERT_COLUMNS, names.TOPIC_FRAUD_ALERTS, bootstrap, job))
+    t_env.execute_sql(
+        json_source_ddl("decisions_source", DECISION_COLUMNS, names.TOPIC_FRAUD_DECISIONS, bootstrap, job)
+    )
+    t_env.execute_sql(json_source_ddl("dlq_source", DLQ_COLUMNS, names.TOPIC_TRANSACTIONS_DLQ, bootstrap, job))
     build_pipeline(
-        t_env, "transactions_source", "labels_source", "alerts_source", "dlq_source", f"`{cfg.catalog.name}`."
+        t_env,
+        "transactions_source",
+        "labels_source",
+        "alerts_source",
+        "decisions_source",
+        "dlq_source",
+        f"`{cfg.catalog.name}`.",
     ).execute()
     return 0
 

@@ -1,11 +1,18 @@
-"""The per-card features of ``hybrid_platform.features``, computed offline by Spark (training sets, parity)."""
+"""The per-card features of ``hybrid_platform.features``, computed offline by Spark over event time."""
 
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from hybrid_platform.features import PREVIOUS_GAP_FEATURE, WINDOW_FEATURES, WindowAggregate
+from hybrid_platform.features import (
+    HORIZON_SECONDS,
+    KEY_COLUMN,
+    PREVIOUS_GAP_FEATURE,
+    TIME_COLUMN,
+    WINDOW_FEATURES,
+    WindowAggregate,
+)
 
 
 def _aggregate(feature: WindowAggregate, window: Window) -> Column:
@@ -21,13 +28,16 @@ def _aggregate(feature: WindowAggregate, window: Window) -> Column:
 
 def add_card_features(transactions: DataFrame) -> DataFrame:
     """Add every feature column to ``transactions`` (needs card_id, amount, country, event_time in ms)."""
-    by_card = Window.partitionBy("card_id").orderBy("event_time")
+    by_card = Window.partitionBy(KEY_COLUMN).orderBy(TIME_COLUMN)
     result = transactions
     for feature in WINDOW_FEATURES:
-        frame = by_card.rangeBetween(-feature.window_seconds * 1000, 0)
+        # (t - W, t] on integer milliseconds: from t - W + 1 to t, both inclusive.
+        frame = by_card.rangeBetween(-feature.window_seconds * 1000 + 1, 0)
         result = result.withColumn(feature.name, _aggregate(feature, frame))
-    previous = F.lag("event_time").over(by_card)
+    gap_ms = F.col(TIME_COLUMN) - F.lag(TIME_COLUMN).over(by_card)
     return result.withColumn(
         PREVIOUS_GAP_FEATURE,
-        F.when(previous.isNull(), F.lit(-1.0)).otherwise((F.col("event_time") - previous).cast("double") / 1000.0),
+        F.when(gap_ms.isNull() | (gap_ms >= HORIZON_SECONDS * 1000), F.lit(-1.0)).otherwise(
+            gap_ms.cast("double") / 1000.0
+        ),
     )

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hybrid_platform import airflow_client, config, demo, flink_ops, generator, jars, latency, runtime
+from hybrid_platform import airflow_client, config, demo, flink_jar, flink_ops, generator, jars, latency, runtime
 from hybrid_platform.argparsing import OneLineParser, fraction, positive_number
 from hybrid_platform.java import JavaError
 
@@ -59,6 +59,10 @@ def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     classpaths = jars.ensure_all(cfg.jar_cache, args.sets or jars.sets_for(cfg.catalog))
     for name, paths in sorted(classpaths.items()):
         print(f"{name}: {len(paths)} jar(s) verified in {cfg.jar_cache}")
+    # [template:streaming]
+    if "flink" in classpaths and cfg.flink_python.exists():
+        print(f"flink operators: {flink_jar.ensure_built(cfg)}")
+    # [/template:streaming]
     return 0
 
 
@@ -278,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         demo.DemoFailure,
         generator.GeneratorError,
         flink_ops.FlinkOpsError,  # [template:streaming]
+        flink_jar.BuildError,  # [template:streaming]
         airflow_client.AirflowError,
     ) as exc:
         print(f"hdp {args.command}: {exc}", file=sys.stderr)

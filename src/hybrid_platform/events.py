@@ -22,6 +22,10 @@ MAX_RECORD_BYTES = 64 * 1024
 #: Integer literals longer than this are out of range for every field; they are never handed to int(),
 #: whose cost grows quadratically with the digits (and which refuses more than 4,300 by default).
 MAX_INTEGER_DIGITS = 32
+#: Objects and arrays nested deeper than this are not a record (``invalid_json``). A fixed bound, so every
+#: parser of the contract (this one, and the Flink job's Java one) gives the same verdict; Python's own
+#: limit depends on the stack the parser runs on.
+MAX_NESTING = 64
 #: Largest ``transactions_dlq`` record the DLQ topic and its producer must accept. A DLQ record carries the
 #: rejected record whole; ``original_text`` keeps that at most 4/3 of its size (base64 when JSON escaping
 #: would grow it more), so any record Kafka accepted with its default limit (message.max.bytes = 1 MiB + 12
@@ -155,6 +159,31 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return record
 
 
+def too_deep(text: str, limit: int = MAX_NESTING) -> bool:
+    """True when objects and arrays nest deeper than ``limit`` (brackets inside strings do not count)."""
+    if text.count("{") + text.count("[") <= limit:  # the common case, in C
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "}]" and depth > 0:
+            depth -= 1
+    return False
+
+
 def _decode_object(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str | None]:
     if raw is None or len(raw) == 0:
         return None, "empty"
@@ -169,6 +198,8 @@ def _decode_object(raw: bytes | str | None) -> tuple[dict[str, Any] | None, str 
         text = raw
     if not text.strip():
         return None, "empty"
+    if too_deep(text):
+        return None, "invalid_json"
     try:
         # parse_float=Decimal keeps "12.30" exact for the two-decimals rule.
         value = json.loads(

@@ -1,24 +1,40 @@
-"""Per-card features, defined once and rendered for both engines (no training/serving skew).
+"""Per-card features, defined once: computed online as of arrival, offline over event time, and equal in order.
 
-Flink computes them online as event-time ``OVER`` aggregates (JVM-managed keyed state: per-key state in
-Python would cost two orders of magnitude in throughput); Spark computes them offline with window
-functions of the same frame. A parity test runs both on the same events and requires equal results.
+**What a feature means** (for the data scientist who trains on them). Each transaction at event time ``t``
+gets, over *its card's* transactions:
+
+- ``txn_count_1m`` / ``amount_sum_1m``: how many, and how much, in ``(t - 1 min, t]``;
+- ``distinct_countries_10m``: how many countries in ``(t - 10 min, t]``;
+- ``txn_count_1h`` / ``amount_sum_1h``: how many, and how much, in ``(t - 1 h, t]``;
+- ``seconds_since_prev_txn``: seconds since the card's latest earlier transaction, or -1 when there is
+  none within the last hour (the horizon: no feature looks further back).
+
+The transaction itself is in its own windows. **Online** (the Flink job, ``flink_jobs/jvm``) a
+transaction is decided the moment it arrives, so "the card's transactions" are those that *have arrived*
+before it: a transaction arriving after a later-stamped one of the same card (out of order) does not see
+it, and one arriving late sees the full history it belongs to (late by up to ``ALLOWED_LATENESS_SECONDS``).
+**Offline** (Spark, training) every transaction sees all of the card's transactions by event time. The
+two agree exactly whenever a card's transactions arrive in time order; the parity test measures how often
+the generator's out-of-order traffic makes them differ (rarely, and only for the out-of-order events). The
+decision records log the features that were served, so training can use exactly those where they exist.
+
+Online state per card is the compact history of its last hour (plus the allowed lateness), at most
+``MAX_EVENTS_PER_KEY`` events. ``OnlineFeatures`` is the same algorithm in Python: the reference the Java
+operator is tested against, and what Spark's streaming benchmark job runs.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
+from decimal import Decimal
 
-FEATURE_SPEC_VERSION = "card_features/v1"
+FEATURE_SPEC_VERSION = "card_features/v2"
 
 
 @dataclass(frozen=True)
 class WindowAggregate:
-    """``function(column)`` over the card's events in ``(event_time - window_seconds, event_time]``, inclusive.
-
-    The current event is part of its own window, in both engines (Flink: ``RANGE BETWEEN INTERVAL ...
-    PRECEDING AND CURRENT ROW``; Spark: ``rangeBetween(-window_ms, 0)``).
-    """
+    """``function(column)`` over the card's events with event time in ``(t - window_seconds, t]``."""
 
     name: str
     function: str  # COUNT | SUM | COUNT_DISTINCT
@@ -26,7 +42,6 @@ class WindowAggregate:
     window_seconds: int
 
 
-#: Grouped by window length: Flink evaluates one OVER window per stage, so each group is one stage.
 WINDOW_FEATURES: tuple[WindowAggregate, ...] = (
     WindowAggregate("txn_count_1m", "COUNT", None, 60),
     WindowAggregate("amount_sum_1m", "SUM", "amount", 60),
@@ -34,69 +49,91 @@ WINDOW_FEATURES: tuple[WindowAggregate, ...] = (
     WindowAggregate("txn_count_1h", "COUNT", None, 3600),
     WindowAggregate("amount_sum_1h", "SUM", "amount", 3600),
 )
-#: Seconds between this event and the card's previous one (by event time); -1.0 for a card's first event.
+#: Seconds between this event and the card's latest earlier one; -1.0 when there is none within the horizon.
 PREVIOUS_GAP_FEATURE = "seconds_since_prev_txn"
 FEATURE_NAMES: tuple[str, ...] = (*(f.name for f in WINDOW_FEATURES), PREVIOUS_GAP_FEATURE)
-
+KEY_COLUMN = "card_id"
+TIME_COLUMN = "event_time"  # epoch milliseconds
 #: Columns the features read; both engines must supply them with these types.
-INPUT_COLUMNS = {"card_id": "STRING", "amount": "DECIMAL(12, 2)", "country": "STRING", "event_time": "BIGINT"}
+INPUT_COLUMNS = {KEY_COLUMN: "STRING", "amount": "DECIMAL(12, 2)", "country": "STRING", TIME_COLUMN: "BIGINT"}
+
+#: No feature looks further back than this: the longest window, and the gap's limit.
+HORIZON_SECONDS = max(f.window_seconds for f in WINDOW_FEATURES)
+#: Online, a card's history is kept this much longer, so an event up to this late still sees its full windows.
+ALLOWED_LATENESS_SECONDS = 300
+#: An event stamped further ahead of the job's clock than this does not move eviction: a record with a
+#: far-future time cannot make a card forget its history.
+MAX_AHEAD_SECONDS = 60
+#: Most events one card keeps online (the oldest go first): one abusive key cannot grow state without bound.
+#: Far above any real card (the velocity rule fires at 20 an hour); counts saturate here.
+MAX_EVENTS_PER_KEY = 4096
 
 
-def windows() -> list[int]:
-    """Window lengths in the order Flink stages them."""
-    seen: list[int] = []
+def history_columns() -> list[str]:
+    """The columns online history keeps per event, in first-use order."""
+    columns: list[str] = []
     for feature in WINDOW_FEATURES:
-        if feature.window_seconds not in seen:
-            seen.append(feature.window_seconds)
-    return seen
+        if feature.column is not None and feature.column not in columns:
+            columns.append(feature.column)
+    return columns
 
 
-def _flink_aggregate(feature: WindowAggregate) -> str:
-    if feature.function == "COUNT":
-        return "CAST(COUNT(*) OVER w AS DOUBLE)"
-    if feature.function == "SUM":
-        return f"CAST(SUM({feature.column}) OVER w AS DOUBLE)"
-    if feature.function == "COUNT_DISTINCT":
-        return f"CAST(COUNT(DISTINCT {feature.column}) OVER w AS DOUBLE)"
-    raise ValueError(f"unknown aggregate {feature.function}")
+# --- online: as of arrival ------------------------------------------------------------------------------
 
 
-def _flink_interval(seconds: int) -> str:
-    # HOUR TO SECOND literals ('01:00:00') avoid Flink's 2-digit precision limit on plain SECOND intervals.
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+@dataclass
+class History:
+    """One card's recent events, sorted by event time (arrival order among equal times)."""
+
+    times: list[int]
+    columns: dict[str, list[object]]
 
 
-def flink_feature_stages(source: str, rowtime: str = "event_ts") -> list[tuple[str, str]]:
-    """``(view_name, SELECT ...)`` pairs that add every feature to ``source``, one OVER window each.
+class OnlineFeatures:
+    """The features of each event as it arrives, over its card's history (the Java operator's algorithm)."""
 
-    ``source`` must have the ``INPUT_COLUMNS`` and the event-time attribute ``rowtime``. Flink allows
-    one window definition per SELECT, so the windows are chained; each stage keeps every column and the
-    time attribute. The last view has all ``FEATURE_NAMES``.
-    """
-    stages: list[tuple[str, str]] = []
-    previous = source
-    for seconds in windows():
-        aggregates = ",\n  ".join(
-            f"{_flink_aggregate(f)} AS {f.name}" for f in WINDOW_FEATURES if f.window_seconds == seconds
-        )
-        view = f"features_{seconds}s"
-        stages.append(
-            (
-                view,
-                f"SELECT *,\n  {aggregates}\nFROM {previous}\n"
-                f"WINDOW w AS (PARTITION BY card_id ORDER BY {rowtime} "
-                f"RANGE BETWEEN INTERVAL '{_flink_interval(seconds)}' HOUR TO SECOND PRECEDING AND CURRENT ROW)",
-            )
-        )
-        previous = view
-    # The previous event: the first row of a 2-row frame (its own row when the card has no previous one).
-    stages.append(
-        (
-            "card_features",
-            f"SELECT *,\n  CASE WHEN COUNT(*) OVER w < 2 THEN -1.0 "
-            f"ELSE CAST(event_time - MIN(event_time) OVER w AS DOUBLE) / 1000.0 END AS {PREVIOUS_GAP_FEATURE}\n"
-            f"FROM {previous}\n"
-            f"WINDOW w AS (PARTITION BY card_id ORDER BY {rowtime} ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)",
-        )
-    )
-    return stages
+    def __init__(self) -> None:
+        self.columns = history_columns()
+
+    def update(
+        self, history: History | None, t: int, values: dict[str, object], clock_ms: int
+    ) -> tuple[dict[str, float], History | None]:
+        """``(features of an event at t with column values, the card's new history or None)``."""
+        times = history.times if history else []
+        at = bisect.bisect_right(times, t)  # events [0, at) are at or before t
+        result: dict[str, float] = {}
+        for feature in WINDOW_FEATURES:
+            lo = bisect.bisect_right(times, t - feature.window_seconds * 1000, 0, at)
+            if feature.function == "COUNT":
+                result[feature.name] = float(at - lo + 1)
+                continue
+            assert history is not None or at == lo
+            column = feature.column or ""
+            window = [*(history.columns[column][lo:at] if history else []), values[column]]
+            if feature.function == "SUM":
+                result[feature.name] = float(sum(window, Decimal(0)))  # type: ignore[arg-type]
+            elif feature.function == "COUNT_DISTINCT":
+                result[feature.name] = float(len(set(window)))
+            else:
+                raise ValueError(f"unknown aggregate {feature.function}")
+        gap = t - times[at - 1] if at > 0 else -1
+        result[PREVIOUS_GAP_FEATURE] = gap / 1000.0 if 0 <= gap < HORIZON_SECONDS * 1000 else -1.0
+
+        newest = max(t, times[-1]) if times else t
+        reference = min(newest, clock_ms + MAX_AHEAD_SECONDS * 1000)
+        cutoff = reference - (HORIZON_SECONDS + ALLOWED_LATENESS_SECONDS) * 1000  # keep times > cutoff
+        keep_from = bisect.bisect_right(times, cutoff)
+        new_times = times[keep_from:]
+        new_columns = {c: (history.columns[c][keep_from:] if history else []) for c in self.columns}
+        if t > cutoff:
+            position = at - keep_from
+            new_times.insert(position, t)
+            for c in self.columns:
+                new_columns[c].insert(position, values[c])
+        excess = len(new_times) - MAX_EVENTS_PER_KEY
+        if excess > 0:
+            new_times = new_times[excess:]
+            new_columns = {c: v[excess:] for c, v in new_columns.items()}
+        if not new_times:
+            return result, None
+        return result, History(new_times, new_columns)

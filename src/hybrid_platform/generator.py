@@ -604,9 +604,12 @@ def summarize(records: Iterable[GeneratedRecord], rate: float) -> GeneratorRepor
 
 
 def topic_config(topic: str) -> dict[str, str]:
-    """Per-topic settings: the DLQ takes records larger than Kafka's 1 MiB default (events.DLQ_MAX_MESSAGE_BYTES)."""
+    """Per-topic settings: the DLQ takes records larger than Kafka's 1 MiB default (events.DLQ_MAX_MESSAGE_BYTES);
+    the scoring job's outputs are stamped by the broker when appended (the end point of latency measurements)."""
     if topic == names.TOPIC_TRANSACTIONS_DLQ:
         return {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)}
+    if topic in names.OUTPUT_TOPICS:
+        return {"message.timestamp.type": "LogAppendTime"}
     return {}
 
 

@@ -55,22 +55,56 @@ class ModelError(ValueError):
     """A model artifact or the registry is unusable; the message is one line saying what and where."""
 
 
+@dataclass(frozen=True)
+class DerivedInput:
+    """A model input derived from one transaction field, as data so every scorer derives it alike.
+
+    ``log1p``: ``log1p(field)`` (0 for a non-positive value) named ``name``; ``one_hot``: ``<field>=<value>``
+    = 1.0 for each of ``values``, 1.0 on the record's value; ``in_set``: ``name`` = 1.0 when the field is in
+    ``values``; ``indicator``: ``<field>=<the record's value>`` = 1.0 (whatever the value).
+    """
+
+    kind: str
+    field: str
+    name: str = ""
+    values: tuple[str, ...] = ()
+
+
+#: What ``model_inputs`` adds to the per-card features (the Java operator reads the same list).
+MODEL_INPUTS: tuple[DerivedInput, ...] = (
+    # Amounts are heavy-tailed; the log keeps a linear model from being dominated by a few huge ones.
+    DerivedInput("log1p", "amount", name=LOG1P_AMOUNT),
+    DerivedInput("one_hot", "channel", values=CHANNELS),
+    DerivedInput("in_set", "mcc", name=MCC_RISK_HIGH, values=tuple(sorted(HIGH_RISK_MCCS))),
+    DerivedInput("indicator", "country"),
+)
+
+
 def model_inputs(
     features: Mapping[str, float], amount: float, mcc: str, channel: str, country: str
 ) -> dict[str, float]:
-    """The model's named inputs for one transaction: the per-card features plus derived ones.
+    """The model's named inputs for one transaction: the per-card features plus ``MODEL_INPUTS``.
 
     Indicators are one-hot inputs named ``<column>=<value>``. Names absent from the result count as 0.0,
     so an unseen channel or country simply matches no coefficient.
     """
+    fields: dict[str, float | str] = {"amount": amount, "mcc": mcc, "channel": channel, "country": country}
     inputs = dict(features)
-    # Amounts are heavy-tailed; the log keeps a linear model from being dominated by a few huge ones.
-    # Clamped at 0 so a malformed negative amount cannot make log1p raise inside the UDF.
-    inputs[LOG1P_AMOUNT] = math.log1p(amount) if amount > 0.0 else 0.0
-    for channel_value, input_name in zip(CHANNELS, CHANNEL_INPUTS, strict=True):
-        inputs[input_name] = 1.0 if channel == channel_value else 0.0
-    inputs[MCC_RISK_HIGH] = 1.0 if mcc in HIGH_RISK_MCCS else 0.0
-    inputs[f"country={country}"] = 1.0
+    for derived in MODEL_INPUTS:
+        value = fields[derived.field]
+        if derived.kind == "log1p":
+            # Clamped at 0 so a malformed negative amount cannot make log1p raise.
+            assert isinstance(value, float | int)
+            inputs[derived.name] = math.log1p(value) if value > 0.0 else 0.0
+        elif derived.kind == "one_hot":
+            for option in derived.values:
+                inputs[f"{derived.field}={option}"] = 1.0 if value == option else 0.0
+        elif derived.kind == "in_set":
+            inputs[derived.name] = 1.0 if value in derived.values else 0.0
+        elif derived.kind == "indicator":
+            inputs[f"{derived.field}={value}"] = 1.0
+        else:
+            raise ValueError(f"unknown derived input kind {derived.kind!r}")
     return inputs
 
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 # Kafka topics (JSON, UTF-8). Record key of `transactions` is the card_id.
 TOPIC_TRANSACTIONS = "transactions"
 TOPIC_FRAUD_LABELS = "fraud_labels"
-TOPIC_FRAUD_ALERTS = "fraud_alerts"
+TOPIC_FRAUD_ALERTS = "fraud_alerts"  # exactly once (transactional): the audited alerts
+TOPIC_FRAUD_DECISIONS = "fraud_decisions"  # at least once, at arrival: every decision; dedupe on txn_id
 TOPIC_TRANSACTIONS_DLQ = "transactions_dlq"
-ALL_TOPICS = (TOPIC_TRANSACTIONS, TOPIC_FRAUD_LABELS, TOPIC_FRAUD_ALERTS, TOPIC_TRANSACTIONS_DLQ)
+ALL_TOPICS = (TOPIC_TRANSACTIONS, TOPIC_FRAUD_LABELS, TOPIC_FRAUD_ALERTS, TOPIC_FRAUD_DECISIONS, TOPIC_TRANSACTIONS_DLQ)
+#: Topics the scoring job writes: the broker stamps their records (LogAppendTime), so a latency measured on
+#: them does not depend on when a reader happened to fetch them.
+OUTPUT_TOPICS = (TOPIC_FRAUD_ALERTS, TOPIC_FRAUD_DECISIONS)
 
 # Iceberg: what the streaming path lands, exactly once, for the batch path to read.
 RAW_NAMESPACE = "raw"
 RAW_TRANSACTIONS = f"{RAW_NAMESPACE}.transactions"
 RAW_FRAUD_LABELS = f"{RAW_NAMESPACE}.fraud_labels"
 RAW_FRAUD_ALERTS = f"{RAW_NAMESPACE}.fraud_alerts"
+RAW_FRAUD_DECISIONS = f"{RAW_NAMESPACE}.fraud_decisions"
 RAW_TRANSACTIONS_DLQ = f"{RAW_NAMESPACE}.transactions_dlq"
 
 # Flink jobs (also their Kafka consumer group ids and transactional-id prefixes).

@@ -1,0 +1,47 @@
+"""Kafka topics as Flink SQL tables: the raw bytes of a topic with their coordinates, or a topic of JSON records."""
+
+from __future__ import annotations
+
+#: ``fraud_alerts`` (exactly once, read committed): the audited record of every alert.
+ALERT_COLUMNS = (
+    "txn_id STRING, card_id STRING, score DOUBLE, reasons ARRAY<STRING>, model_version STRING, "
+    "event_time BIGINT, scored_at BIGINT"
+)
+#: ``fraud_decisions`` (at least once, deduplicated on txn_id): every decision with the features it was made on.
+DECISION_COLUMNS = (
+    "txn_id STRING, card_id STRING, score DOUBLE, decision STRING, reasons ARRAY<STRING>, model_version STRING, "
+    "feature_spec_version STRING, features MAP<STRING, DOUBLE>, event_time BIGINT, scored_at BIGINT, "
+    "source_partition INT, source_offset BIGINT, source_ts BIGINT"
+)
+#: ``transactions_dlq``: a rejected record as received, why, and where it came from.
+DLQ_COLUMNS = (
+    "original STRING, original_encoding STRING, reason STRING, source_topic STRING, source_partition INT, "
+    "source_offset BIGINT, received_at BIGINT"
+)
+
+
+def raw_source_ddl(table: str, topic: str, bootstrap: str, group_id: str) -> str:
+    """``topic`` as raw bytes with partition and offset, from the group's offsets (earliest for a new group)."""
+    return f"""
+CREATE TEMPORARY TABLE {table} (
+  `raw` BYTES,
+  `source_partition` INT METADATA FROM 'partition' VIRTUAL,
+  `source_offset` BIGINT METADATA FROM 'offset' VIRTUAL
+) WITH (
+  'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.group.id' = '{group_id}', 'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets', 'value.format' = 'raw'
+)"""
+
+
+def json_source_ddl(table: str, columns: str, topic: str, bootstrap: str, group_id: str) -> str:
+    """``topic`` of JSON records with ``columns``; only committed records of transactional writers."""
+    return f"""
+CREATE TEMPORARY TABLE {table} ({columns}) WITH (
+  'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{bootstrap}',
+  'properties.group.id' = '{group_id}', 'properties.auto.offset.reset' = 'earliest',
+  'scan.startup.mode' = 'group-offsets', 'value.format' = 'json',
+  'value.json.ignore-parse-errors' = 'false',
+  -- written by transactional producers: only committed records, never an aborted one
+  'properties.isolation.level' = 'read_committed'
+)"""

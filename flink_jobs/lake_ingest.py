@@ -26,7 +26,6 @@ from flink_jobs.lib.settings import python_thread_mode
 from hybrid_platform import config, names
 from hybrid_platform.engines import flink_catalog_ddl
 
-
 RAW_TABLES = {
     names.RAW_TRANSACTIONS: """(
   txn_id STRING, card_id STRING, merchant_id STRING, mcc STRING, amount DECIMAL(12, 2), currency STRING,

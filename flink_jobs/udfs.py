@@ -47,6 +47,7 @@ PARSED_LABEL = DataTypes.ROW(
     ]
 )
 
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 

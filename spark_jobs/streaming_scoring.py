@@ -1,59 +1,28 @@
-"""streaming_scoring: the fraud_scoring pipeline in Spark Structured Streaming, for an engine comparison.
+"""streaming_scoring: fraud_scoring's decide-on-arrival logic in Spark Structured Streaming, for the engine comparison.
 
 The same logic as ``flink_jobs/fraud_scoring.py`` on the same ``transactions`` topic, writing to its own
-topics (default ``fraud_alerts_spark`` / ``transactions_dlq_spark``) so both engines can run side by side:
+topics (default ``fraud_decisions_spark`` / ``fraud_alerts_spark`` / ``transactions_dlq_spark``) so both
+engines can run side by side:
 
-- Kafka source; event time = the record's ``event_time``, or the Kafka timestamp when it is unreadable or
-  more than a minute ahead of it (Flink's rule); watermark = max event time - 200 ms;
-- parse and validate with ``hybrid_platform.events.parse_transaction`` in one Arrow (pandas) UDF per
-  micro-batch; malformed records go to the DLQ topic with the reason, the job never fails on data;
-- per-card features of ``hybrid_platform.features`` in Spark state (``transformWithState``, state API v2,
-  keyed by ``card_id``, RocksDB state store, one event-time timer per card with pending events): an
-  on-time event waits in state until the watermark passes it, then the card's due events are scored in
-  event-time order, exactly as Flink's event-time OVER windows emit them (the current event is in its own
-  windows; events with the same time are each other's peers). A card keeps its last hour of events
-  (pruned when it is next seen) and its previous event time for good, as Flink's 2-row frame does;
-- events at or behind the watermark skip the windows and are scored on their stateless signals
-  (``late_event``), as Flink does;
-- score = ``hybrid_platform.rules.score_transaction`` with the registry's champion (hot reloaded);
-  alerts at or above the threshold as ``fraud_alerts`` JSON records, keyed by card_id.
+- Kafka source; parse and validate with ``hybrid_platform.events.parse_transaction`` in one Arrow (pandas)
+  UDF per micro-batch; malformed records go to the DLQ topic with the reason, the job never fails on data;
+- per card, in Spark state (``transformWithState``, keyed by ``card_id``, RocksDB state store), the card's
+  compact history; each micro-batch decides the card's new transactions in arrival order (Kafka offset
+  order: the topic is keyed by card) with ``hybrid_platform.decisions.ArrivalDecider``'s algorithm: the
+  features as of arrival, the rules and the champion model (hot reloaded), a decision;
+- every decision to the decisions topic, those at or above the alert threshold to the alerts topic.
 
-**Delivery guarantee: at least once.** Spark's Kafka sink is not transactional: after a failure the
-micro-batch is replayed from the checkpoint and its alerts may be written twice (consumers deduplicate on
-``txn_id``). Flink's job is exactly once (transactional producer, read-committed consumers), and pays for it
-with alert visibility at checkpoint completion; the benchmark compares latency and states this difference.
+**Delivery guarantee: at least once**, like Flink's ``fraud_decisions``: Spark's Kafka sink is not
+transactional, so after a failure a replayed micro-batch may write its decisions twice (readers
+deduplicate on ``txn_id``). The benchmark therefore compares it with Flink's decision latency, and
+reports Flink's exactly-once alerts separately.
 
-**Watermark differences Spark forces** (Flink: bounded out-of-orderness per Kafka partition, minimum over
-the partitions, idle partitions skipped after 2 s, advanced continuously): Spark has one global
-watermark, the maximum event time over all partitions minus the delay, computed at the end of a
-micro-batch and used from the next one. So an event is late here when it is behind the maximum of
-*earlier* micro-batches (Flink: behind the minimum over partitions, at arrival), and an on-time event is
-released one micro-batch after the watermark passes it. Spark's own late-row filter in front of an
-event-time ``transformWithState`` would silently drop late events; the watermark column is therefore
-projected away before the stateful operator (which still receives the query's watermark through
-``TimerValues``), and the processor itself routes late events to stateless scoring like Flink does.
-
-**Cost of Python state** (measured on the shared 2-core machine, niced, load average ~20, so read as
-ratios): parsing is ~35 us per record in the Arrow UDF; each call of the Python state API
-(get/update/timer) is a round trip to the JVM's state server, ~6 per event here, and dominates.
-``transformWithStateInPandas`` builds a pandas DataFrame per card and micro-batch, which with one or two
-events per card cost more than everything else: 60,000 events (50,913 cards) took 100 s of input
-processing with it and 61 s with the Row-based ``transformWithState`` used here. This is the Spark
-counterpart of the PyFlink finding that per-key state in Python costs orders of magnitude (the Flink job
-keeps its windows in JVM SQL); a JVM (Scala) processor would remove it, at the price of the shared Python
-feature/rule code.
-
-**Real-Time Mode** (``--trigger realtime``) is refused with one line (``REAL_TIME_MODE_UNSUPPORTED``).
-Evidence, for pyspark 4.1.3: ``DataStreamWriter.trigger`` accepts only processingTime, once, continuous
-and availableNow (the JVM has ``Trigger.RealTime``, PySpark does not expose it); the operator allowlist in
-``RealTimeModeAllowlist`` (spark-sql 4.1.3) lists only stateless nodes (project, filter, union, broadcast
-joins, Kafka scan/write...) — no ``TransformWithState*``/state store node, no shuffle exchange, no event-time
-watermark and no Python UDF evaluation node — and Real-Time Mode requires Update output mode; the 4.1 guide
-says it "supports stateless queries only", transformWithState being planned from 4.3 (whose guide lists
-the JVM transformWithState only). Forced through py4j (the JVM's ``Trigger.RealTime("5 seconds")``) on
-this query: in Append mode it is refused at start (``STREAMING_REAL_TIME_MODE.OUTPUT_MODE_NOT_SUPPORTED``);
-in Update mode it fails in its first batch (``STDS_FAILED_TO_READ_OPERATOR_METADATA`` from
-``TransformWithStateExecBase.validateAndWriteStateSchema``).
+**Where the time goes.** A decision is written when its micro-batch completes: the batch's planning, the
+shuffle to the keyed state, the Python state calls (each a round trip to the JVM's state server) and the
+Kafka commit. That is the micro-batch model, not a setting: Spark 4.1's Real-Time Mode
+(``--trigger realtime``) would remove it but runs stateless queries only, and is refused with one line
+(``REAL_TIME_MODE_UNSUPPORTED``): ``DataStreamWriter.trigger`` in PySpark 4.1.3 has no realTime trigger, and
+the JVM's ``RealTimeModeAllowlist`` has no state store, shuffle or Python UDF node.
 
 Run: ``python -m spark_jobs.streaming_scoring --trigger asap`` (checkpoint in
 ``<HDP_HOME>/spark/checkpoints/streaming_scoring``; delete it, or pass ``--checkpoint-dir``, to start over).
@@ -61,209 +30,57 @@ Run: ``python -m spark_jobs.streaming_scoring --trigger asap`` (checkpoint in
 
 from __future__ import annotations
 
-import bisect
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd  # at module level: pandas_udf resolves the type hints of parse_batch at run time
 from pyspark.sql import Row
-from pyspark.sql.streaming.stateful_processor import (
-    ExpiredTimerInfo,
-    StatefulProcessor,
-    StatefulProcessorHandle,
-    TimerValues,
-)
+from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle, TimerValues
 
 from hybrid_platform import events, features, names
 from hybrid_platform.argparsing import OneLineParser
 from hybrid_platform.config import PlatformConfig
-from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD, score_transaction
+from hybrid_platform.decisions import alert_of, decide_on_arrival, decision_record
+from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming import StreamingQuery
 
-    from hybrid_platform.model import CompiledModel
-
 JOB_NAME = "streaming_scoring"
+DEFAULT_DECISIONS_TOPIC = "fraud_decisions_spark"
 DEFAULT_ALERTS_TOPIC = "fraud_alerts_spark"
 DEFAULT_DLQ_TOPIC = "transactions_dlq_spark"
-DEFAULT_WATERMARK_DELAY_MS = 200  # Flink's bounded out-of-orderness
-#: A record's event time more than this far ahead of its Kafka timestamp is not trusted (Flink's rule).
-EVENT_TIME_MAX_AHEAD_MS = 60_000
 #: Malformed records carry no card: they share this grouping key, which no valid card_id can have (empty).
 MALFORMED_KEY = ""
 TRIGGERS = ("asap", "1s", "realtime")
 REAL_TIME_MODE_UNSUPPORTED = (
     "--trigger realtime: Spark 4.1.3's Real-Time Mode runs stateless queries only (its operator allowlist has "
-    "no stateful operator, shuffle, watermark or Python UDF node, and PySpark 4.1 has no realTime trigger); "
+    "no stateful operator, shuffle or Python UDF node, and PySpark 4.1 has no realTime trigger); "
     "this job keeps per-card state, use --trigger asap or 1s"
 )
-_MAX_WINDOW_MS = max(w.window_seconds for w in features.WINDOW_FEATURES) * 1000
-#: Late events skip the windows: every windowed feature 0, no previous transaction (Flink passes the same).
-LATE_FEATURES: dict[str, float] = {
-    name: -1.0 if name == features.PREVIOUS_GAP_FEATURE else 0.0 for name in features.FEATURE_NAMES
-}
+
+# --- state (de)serialisation for Spark's ValueState: one card's history --------------------------------
+
+STATE_SCHEMA = "times array<long>, cents array<long>, countries array<string>"
 
 
-# --- the pure part: per-card feature state ---------------------------------------------------------------
+def history_to_tuple(history: features.History) -> tuple[list[int], list[int], list[str]]:
+    cents = [int(amount * 100) for amount in history.columns["amount"]]  # type: ignore[operator]
+    return history.times, cents, [str(c) for c in history.columns["country"]]
 
 
-@dataclass(frozen=True, slots=True)
-class CardEvent:
-    """A valid transaction as the card's state holds it; ``ts`` is its event time for ordering/windows."""
-
-    txn_id: str
-    card_id: str
-    mcc: str
-    channel: str
-    country: str
-    amount_cents: int  # exact: sums of cents / 100 give the same double as SUM(DECIMAL) cast to DOUBLE
-    event_time: int
-    ts: int
-    partition: int = 0
-    offset: int = 0
-
-    @property
-    def amount(self) -> float:
-        return self.amount_cents / 100
-
-    def order(self) -> tuple[int, int, int]:
-        # Event time first; ties in arrival order (one card's records share a partition, keyed by card_id).
-        return (self.ts, self.partition, self.offset)
-
-
-@dataclass
-class CardState:
-    """One card: its released events of the last hour (for the windows), the previous event, pending events."""
-
-    history_ts: list[int] = field(default_factory=list)
-    history_cents: list[int] = field(default_factory=list)
-    history_country: list[str] = field(default_factory=list)
-    prev_event_time: int | None = None  # kept for good, like Flink's 2-row frame: the gap has no horizon
-    pending: list[CardEvent] = field(default_factory=list)
-
-    def prune(self, oldest_ts_needed: int) -> None:
-        """Forget released events older than ``oldest_ts_needed`` (no future window can reach them)."""
-        cut = bisect.bisect_left(self.history_ts, oldest_ts_needed)
-        if cut:
-            del self.history_ts[:cut], self.history_cents[:cut], self.history_country[:cut]
-
-
-def _window_value(feature: features.WindowAggregate, state: CardState, start: int) -> float:
-    if feature.function == "COUNT":
-        return float(len(state.history_ts) - start)
-    if feature.function == "SUM" and feature.column == "amount":
-        return sum(state.history_cents[start:]) / 100
-    if feature.function == "COUNT_DISTINCT" and feature.column == "country":
-        return float(len(set(state.history_country[start:])))
-    raise ValueError(f"no streaming implementation of {feature.function}({feature.column})")
-
-
-def release_due(state: CardState, watermark_ms: int) -> list[tuple[CardEvent, dict[str, float]]]:
-    """Features of the pending events at or behind the watermark, in event-time order; updates ``state``.
-
-    Same frames as Flink's OVER windows: ``RANGE`` windows span ``[ts - window, ts]`` and include every event
-    with the same ``ts`` (peers); the gap is to the previous event in order, ``-1`` for the card's first.
-    """
-    due = sorted((e for e in state.pending if e.ts <= watermark_ms), key=CardEvent.order)
-    if not due:
-        return []
-    state.pending = [e for e in state.pending if e.ts > watermark_ms]
-    released: list[tuple[CardEvent, dict[str, float]]] = []
-    index = 0
-    while index < len(due):
-        ts = due[index].ts
-        peers = [e for e in due[index:] if e.ts == ts]
-        index += len(peers)
-        state.prune(ts - _MAX_WINDOW_MS)
-        for event in peers:
-            state.history_ts.append(event.ts)
-            state.history_cents.append(event.amount_cents)
-            state.history_country.append(event.country)
-        windowed = {
-            feature.name: _window_value(
-                feature, state, bisect.bisect_left(state.history_ts, ts - feature.window_seconds * 1000)
-            )
-            for feature in features.WINDOW_FEATURES
-        }
-        for event in peers:
-            previous = state.prev_event_time
-            # Flink: event_time - MIN(event_time) over the 2-row frame, so never negative.
-            gap = -1.0 if previous is None else (event.event_time - min(previous, event.event_time)) / 1000.0
-            state.prev_event_time = event.event_time
-            released.append((event, {**windowed, features.PREVIOUS_GAP_FEATURE: gap}))
-    return released
-
-
-def next_timer(state: CardState) -> int | None:
-    """When the card needs the watermark next: at its earliest pending event (None: nothing pending).
-
-    No timer expires the history: that would cost two more state-store calls per event, and the history
-    of a card that went quiet is at most its last hour of events (pruned when the card is next seen).
-    """
-    return min(e.ts for e in state.pending) if state.pending else None
-
-
-def score_event(
-    event: CardEvent, feature_map: Mapping[str, float], is_late: bool, model: CompiledModel | None
-) -> tuple[float, list[str], str]:
-    return score_transaction(feature_map, event.amount, event.mcc, event.channel, event.country, is_late, model)
-
-
-def alert_message(
-    event: CardEvent, score: float, reasons: Sequence[str], model_version: str, scored_at: int
-) -> tuple[str, str]:
-    """``(key, value)`` of a ``fraud_alerts`` record, the contract of ``events.alert_record``."""
-    record = events.alert_record(
-        event.txn_id, event.card_id, score, list(reasons), model_version, event.event_time, scored_at
-    )
-    return event.card_id, json.dumps(record, separators=(",", ":"))
-
-
-# --- state (de)serialisation for Spark's ValueState -----------------------------------------------------
-
-PENDING_FIELDS = "txn_id string, mcc string, channel string, country string, amount_cents long, event_time long, "
-PENDING_FIELDS += "ts long, partition int, offset long"
-STATE_SCHEMA = (
-    "history_ts array<long>, history_cents array<long>, history_country array<string>, prev_event_time long, "
-    f"pending array<struct<{PENDING_FIELDS}>>, timer_ms long"
-)
-
-
-def state_to_tuple(state: CardState, timer_ms: int | None) -> tuple[Any, ...]:
-    pending = [
-        (e.txn_id, e.mcc, e.channel, e.country, e.amount_cents, e.event_time, e.ts, e.partition, e.offset)
-        for e in state.pending
-    ]
-    return (
-        state.history_ts,
-        state.history_cents,
-        state.history_country,
-        state.prev_event_time,
-        pending,
-        timer_ms,
-    )
-
-
-def state_from_tuple(card_id: str, value: tuple[Any, ...] | None) -> tuple[CardState, int | None]:
+def history_from_tuple(value: tuple[Any, ...] | None) -> features.History | None:
     if value is None:
-        return CardState(), None
-    history_ts, history_cents, history_country, prev_event_time, pending, timer_ms = value
-    return (
-        CardState(
-            list(history_ts or []),
-            list(history_cents or []),
-            list(history_country or []),
-            prev_event_time,
-            [CardEvent(p[0], card_id, *p[1:]) for p in pending or []],
-        ),
-        timer_ms,
-    )
+        return None
+    times, cents, countries = value
+    amounts: list[object] = [Decimal(c) / 100 for c in cents]
+    return features.History(list(times), {"amount": amounts, "country": list(countries)})
 
 
 # --- the Spark parts ------------------------------------------------------------------------------------
@@ -314,6 +131,7 @@ def parse_batch(values: pd.Series) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ScoringSettings:
+    decisions_topic: str = DEFAULT_DECISIONS_TOPIC
     alerts_topic: str = DEFAULT_ALERTS_TOPIC
     dlq_topic: str = DEFAULT_DLQ_TOPIC
     alert_threshold: float = DEFAULT_ALERT_THRESHOLD
@@ -322,13 +140,12 @@ class ScoringSettings:
 
 
 class CardScoringProcessor(StatefulProcessor):
-    """Per card: late events scored at once; on-time ones held until the watermark passes, then scored."""
+    """Per card: its new transactions decided in arrival order over its history, one state read and write."""
 
     def __init__(self, settings: ScoringSettings) -> None:
         self.settings = settings
 
     def init(self, handle: StatefulProcessorHandle) -> None:
-        self.handle = handle
         # One value per card (one state-store round trip to read it, one to write it): the per-call cost
         # of the Python state API dominates, not the size of the value.
         self.card = handle.getValueState("card", STATE_SCHEMA)
@@ -338,96 +155,62 @@ class CardScoringProcessor(StatefulProcessor):
         card_id = key[0]
         if card_id == MALFORMED_KEY:
             return self._dead_letters(rows)
-        watermark = timerValues.getCurrentWatermarkInMs()
-        state, timer_ms = state_from_tuple(card_id, self.card.get())
+        history = history_from_tuple(self.card.get())
+        model = self.model.current()
         messages: list[Row] = []
-        for row in rows:
-            event = CardEvent(
+        for row in sorted(rows, key=lambda r: (r.partition, r.offset)):  # arrival order
+            txn = events.Transaction(
                 row.txn_id,
                 card_id,
+                "",
                 row.mcc,
-                row.channel,
+                Decimal(row.amount_cents) / 100,
+                "",
                 row.country,
-                row.amount_cents,
+                row.channel,
                 row.event_time,
-                row.ts_ms,
-                row.partition,
-                row.offset,
             )
-            if event.ts <= watermark:  # late: behind the watermark, so the windows have moved past it
-                self._score(event, LATE_FEATURES, True, messages)
-            else:
-                state.pending.append(event)
-        self._save(state, timer_ms)
+            now = time.time_ns() // 1_000_000
+            decision, history = decide_on_arrival(history, txn, now, model, self.settings.alert_threshold)
+            record = decision_record(txn, decision, now, row.partition, row.offset, row.source_ts)
+            messages.append(Row(topic=self.settings.decisions_topic, key=card_id, value=_json(record)))
+            if decision.score >= self.settings.alert_threshold:
+                alert = alert_of(txn, decision, now)
+                messages.append(Row(topic=self.settings.alerts_topic, key=card_id, value=_json(alert)))
+        if history is None:
+            self.card.clear()
+        else:
+            self.card.update(history_to_tuple(history))
         return iter(messages)
-
-    def handleExpiredTimer(
-        self, key: Any, timerValues: TimerValues, expiredTimerInfo: ExpiredTimerInfo
-    ) -> Iterator[Row]:
-        card_id = key[0]
-        watermark = timerValues.getCurrentWatermarkInMs()
-        state, timer_ms = state_from_tuple(card_id, self.card.get())
-        messages: list[Row] = []
-        for event, feature_map in release_due(state, watermark):
-            self._score(event, feature_map, False, messages)
-        if timer_ms == expiredTimerInfo.getExpiryTimeInMs():
-            timer_ms = None  # Spark deletes the timer that fired
-        self._save(state, timer_ms)
-        return iter(messages)
-
-    def _save(self, state: CardState, timer_ms: int | None) -> None:
-        wanted = next_timer(state)
-        if wanted != timer_ms:
-            if timer_ms is not None:
-                self.handle.deleteTimer(timer_ms)
-            if wanted is not None:
-                self.handle.registerTimer(wanted)
-        self.card.update(state_to_tuple(state, wanted))
-
-    def _score(self, event: CardEvent, feature_map: Mapping[str, float], is_late: bool, out: list[Row]) -> None:
-        score, reasons, model_version = score_event(event, feature_map, is_late, self.model.current())
-        if score >= self.settings.alert_threshold:
-            key, value = alert_message(event, score, reasons, model_version, time.time_ns() // 1_000_000)
-            out.append(Row(topic=self.settings.alerts_topic, key=key, value=value))
 
     def _dead_letters(self, rows: Iterator[Row]) -> Iterator[Row]:
         for row in rows:
             record = events.dlq_record(
                 bytes(row.raw), row.reason, row.topic, row.partition, row.offset, row.received_at
             )
-            yield Row(topic=self.settings.dlq_topic, key=None, value=json.dumps(record, separators=(",", ":")))
+            yield Row(topic=self.settings.dlq_topic, key=None, value=_json(record))
 
     def close(self) -> None:
         pass
 
 
-def event_time_column() -> Any:
-    """Flink's event-time rule as a Spark column (a timestamp) on the Kafka source's columns."""
-    from pyspark.sql import functions as F
-
-    declared = F.expr("try_cast(get_json_object(cast(value AS STRING), '$.event_time') AS BIGINT)")
-    kafka_ms = F.unix_millis(F.col("timestamp"))
-    trusted = declared.isNotNull() & (declared <= kafka_ms + F.lit(EVENT_TIME_MAX_AHEAD_MS))
-    return F.timestamp_millis(F.when(trusted, declared).otherwise(kafka_ms))
+def _json(record: Mapping[str, object]) -> str:
+    return json.dumps(record, separators=(",", ":"))
 
 
-def build_pipeline(source: DataFrame, settings: ScoringSettings, watermark_delay_ms: int) -> DataFrame:
-    """Kafka source rows -> ``topic, key, value`` rows for the Kafka sink (alerts and dead letters)."""
+def build_pipeline(source: DataFrame, settings: ScoringSettings) -> DataFrame:
+    """Kafka source rows -> ``topic, key, value`` rows for the Kafka sink (decisions, alerts, dead letters)."""
     from pyspark.sql import functions as F
     from pyspark.sql.functions import pandas_udf
 
     parse = pandas_udf(parse_batch, returnType=f"struct<{PARSED_FIELDS}>")  # type: ignore[call-overload]
-    with_time = source.withColumn("event_ts", event_time_column()).withWatermark(
-        "event_ts", f"{watermark_delay_ms} milliseconds"
-    )
-    parsed = with_time.select(
+    parsed = source.select(
         parse(F.col("value")).alias("p"),
         F.col("value"),
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),
-        # A plain number, not the watermarked column: see the module docstring (Spark's late-row filter).
-        F.unix_millis(F.col("event_ts")).alias("ts_ms"),
+        F.unix_millis(F.col("timestamp")).alias("source_ts"),
     )
     keyed = parsed.select(
         F.when(F.col("p.ok"), F.col("p.card_id")).otherwise(F.lit(MALFORMED_KEY)).alias("card_key"),
@@ -437,7 +220,7 @@ def build_pipeline(source: DataFrame, settings: ScoringSettings, watermark_delay
         "p.country",
         "p.amount_cents",
         "p.event_time",
-        "ts_ms",
+        "source_ts",
         "p.reason",
         "p.received_at",
         # Only dead letters carry their original bytes through the shuffle.
@@ -447,12 +230,12 @@ def build_pipeline(source: DataFrame, settings: ScoringSettings, watermark_delay
         "offset",
     )
     # transformWithState (Rows), not transformWithStateInPandas: with a few events per card per micro-batch,
-    # building a pandas DataFrame for every card cost more than the scoring (measured: see the docstring).
+    # building a pandas DataFrame for every card costs more than the scoring.
     return keyed.groupBy("card_key").transformWithState(
         statefulProcessor=CardScoringProcessor(settings),
         outputStructType=OUTPUT_SCHEMA,
         outputMode="Append",
-        timeMode="EventTime",
+        timeMode="None",
     )
 
 
@@ -463,11 +246,10 @@ def progress_line(progress: Sequence[Mapping[str, Any]]) -> str:
     rows = sum(int(p["numInputRows"]) for p in progress)
     busy_ms = sum(int(p["durationMs"].get("triggerExecution", 0)) for p in progress)
     last = progress[-1]
-    watermark = last.get("eventTime", {}).get("watermark", "-")
     return (
         f"{JOB_NAME}: batch {last['batchId']}, {rows} rows in {len(progress)} batches, "
         f"{rows / (busy_ms / 1000) if busy_ms else 0.0:,.0f} rows/s while busy, "
-        f"last batch {last['durationMs'].get('triggerExecution', 0)} ms, watermark {watermark}"
+        f"last batch {last['durationMs'].get('triggerExecution', 0)} ms"
     )
 
 
@@ -486,8 +268,6 @@ def configure(spark: SparkSession, shuffle_partitions: int) -> None:
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         # One task per core for the keyed state (fixed by the checkpoint once the query has run).
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
-        # A micro-batch without input must still run when the watermark moved: it releases pending events.
-        "spark.sql.streaming.noDataMicroBatches.enabled": "true",
     }.items():
         spark.conf.set(key, value)
 
@@ -499,7 +279,6 @@ def start(
     trigger: str,
     checkpoint: Path,
     starting_offsets: str = "latest",
-    watermark_delay_ms: int = DEFAULT_WATERMARK_DELAY_MS,
 ) -> StreamingQuery:
     if trigger == "realtime":
         raise ValueError(REAL_TIME_MODE_UNSUPPORTED)
@@ -511,7 +290,7 @@ def start(
         .load()
     )
     writer = (
-        build_pipeline(source, settings, watermark_delay_ms)
+        build_pipeline(source, settings)
         .writeStream.format("kafka")
         .queryName(JOB_NAME)
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
@@ -534,10 +313,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = OneLineParser(prog=prog, description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--trigger", choices=TRIGGERS, default="asap", help="asap (processingTime 0), 1s, realtime")
     parser.add_argument("--starting-offsets", choices=("latest", "earliest"), default="latest")
+    parser.add_argument("--decisions-topic", default=DEFAULT_DECISIONS_TOPIC)
     parser.add_argument("--alerts-topic", default=DEFAULT_ALERTS_TOPIC)
     parser.add_argument("--dlq-topic", default=DEFAULT_DLQ_TOPIC)
     parser.add_argument("--alert-threshold", type=float, default=DEFAULT_ALERT_THRESHOLD)
-    parser.add_argument("--watermark-delay-ms", type=int, default=DEFAULT_WATERMARK_DELAY_MS)
     parser.add_argument("--model-registry", default=str(registry_root(cfg)))
     parser.add_argument("--model-reload-interval-s", type=float, default=5.0)
     parser.add_argument("--checkpoint-dir", type=Path, default=checkpoint_dir(cfg))
@@ -547,24 +326,28 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if args.trigger == "realtime":
         parser.exit(2, f"{parser.prog}: {REAL_TIME_MODE_UNSUPPORTED}\n")
-    if args.watermark_delay_ms < 0 or args.shuffle_partitions < 1:
-        parser.error("--watermark-delay-ms must be >= 0 and --shuffle-partitions >= 1")
+    if args.shuffle_partitions < 1:
+        parser.error("--shuffle-partitions must be >= 1")
 
     from hybrid_platform import generator
 
     # The output topics with the same partitioning the generator gives the platform's topics.
-    generator.ensure_topics(cfg, [names.TOPIC_TRANSACTIONS, args.alerts_topic, args.dlq_topic])
+    generator.ensure_topics(cfg, [names.TOPIC_TRANSACTIONS, args.decisions_topic, args.alerts_topic, args.dlq_topic])
     spark = build_session(JOB_NAME, cfg)
     try:
         configure(spark, args.shuffle_partitions)
         settings = ScoringSettings(
-            args.alerts_topic, args.dlq_topic, args.alert_threshold, args.model_registry, args.model_reload_interval_s
+            args.decisions_topic,
+            args.alerts_topic,
+            args.dlq_topic,
+            args.alert_threshold,
+            args.model_registry,
+            args.model_reload_interval_s,
         )
-        query = start(
-            spark, cfg, settings, args.trigger, args.checkpoint_dir, args.starting_offsets, args.watermark_delay_ms
-        )
+        query = start(spark, cfg, settings, args.trigger, args.checkpoint_dir, args.starting_offsets)
         print(
-            f"{JOB_NAME}: running ({args.trigger}); alerts -> {args.alerts_topic}, dead letters -> {args.dlq_topic}",
+            f"{JOB_NAME}: running ({args.trigger}); decisions -> {args.decisions_topic}, alerts -> "
+            f"{args.alerts_topic}, dead letters -> {args.dlq_topic}",
             flush=True,  # a log follower (the bench) starts its traffic on this line
         )
         deadline = None if args.run_for_s is None else time.monotonic() + args.run_for_s

@@ -45,8 +45,7 @@ def spec(review_threshold: float = rules.DEFAULT_ALERT_THRESHOLD) -> dict[str, A
     """The decision spec as a JSON-ready document."""
     if not 0.0 <= review_threshold <= rules.DECLINE_THRESHOLD:
         raise ValueError(
-            f"alert threshold {review_threshold} must be between 0 and the decline threshold "
-            f"{rules.DECLINE_THRESHOLD}"
+            f"alert threshold {review_threshold} must be between 0 and the decline threshold {rules.DECLINE_THRESHOLD}"
         )
     return {
         "record": {

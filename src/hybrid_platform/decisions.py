@@ -59,22 +59,38 @@ def alert_of(txn: Transaction, decision: Decision, scored_at: int) -> dict[str, 
     )
 
 
+_ONLINE = features.OnlineFeatures()
+
+
+def decide_on_arrival(
+    history: features.History | None,
+    txn: Transaction,
+    clock_ms: int,
+    model: CompiledModel | None,
+    review_threshold: float = rules.DEFAULT_ALERT_THRESHOLD,
+) -> tuple[Decision, features.History | None]:
+    """One transaction's decision over its card's ``history``, and the card's new history (None: empty)."""
+    values = {"amount": txn.amount, "country": txn.country}
+    feature_map, history = _ONLINE.update(history, txn.event_time, values, clock_ms)
+    score, reasons, version = rules.score_transaction(
+        feature_map, float(txn.amount), txn.mcc, txn.channel, txn.country, model
+    )
+    return Decision(feature_map, score, reasons, version, rules.decide(score, review_threshold)), history
+
+
 class ArrivalDecider:
     """Decide each transaction as it arrives, over its card's history (held here, one per card)."""
 
     def __init__(self, review_threshold: float = rules.DEFAULT_ALERT_THRESHOLD) -> None:
         self.review_threshold = review_threshold
-        self.online = features.OnlineFeatures()
         self.histories: dict[str, features.History] = {}
 
     def decide(self, txn: Transaction, clock_ms: int, model: CompiledModel | None) -> Decision:
-        values = {"amount": txn.amount, "country": txn.country}
-        feature_map, history = self.online.update(self.histories.get(txn.card_id), txn.event_time, values, clock_ms)
+        decision, history = decide_on_arrival(
+            self.histories.get(txn.card_id), txn, clock_ms, model, self.review_threshold
+        )
         if history is None:
             self.histories.pop(txn.card_id, None)
         else:
             self.histories[txn.card_id] = history
-        score, reasons, version = rules.score_transaction(
-            feature_map, float(txn.amount), txn.mcc, txn.channel, txn.country, model
-        )
-        return Decision(feature_map, score, reasons, version, rules.decide(score, self.review_threshold))
+        return decision

@@ -83,7 +83,7 @@ TRANSACTION_FIELDS = (
     "event_time",
 )
 LABEL_FIELDS = ("txn_id", "is_fraud", "labeled_at")
-SCHEMA_NAMES = ("transaction.v1", "fraud_label.v1", "fraud_alert.v1", "transaction_dlq.v1")
+SCHEMA_NAMES = ("transaction.v1", "fraud_label.v1", "fraud_alert.v1", "fraud_decision.v1", "transaction_dlq.v1")
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 

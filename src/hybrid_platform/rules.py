@@ -80,7 +80,9 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     # Gambling, quasi-cash and money transfer convert a stolen card into cash; small amounts are common there.
-    Rule("high_risk_mcc_large_amount", 0.45, (Condition("mcc", "in", HIGH_RISK_MCCS), Condition("amount", ">=", 500.0))),
+    Rule(
+        "high_risk_mcc_large_amount", 0.45, (Condition("mcc", "in", HIGH_RISK_MCCS), Condition("amount", ">=", 500.0))
+    ),
     # Twenty payments in an hour is far beyond a normal card's day; automated abuse looks like this.
     Rule("velocity_burst", 0.4, (Condition("txn_count_1h", ">=", 20.0),)),
     # Large single amounts are rare for a consumer card and expensive when fraudulent.

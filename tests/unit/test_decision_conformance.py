@@ -25,7 +25,9 @@ from hybrid_platform.model import LogisticRegressionParameters, ModelArtifact
 NOW_MS = 1_767_225_600_000
 
 
-def _java(lines: list[tuple[int, bytes]], tmp_path: Path, artifact: ModelArtifact | None = None) -> list[dict[str, Any]]:
+def _java(
+    lines: list[tuple[int, bytes]], tmp_path: Path, artifact: ModelArtifact | None = None
+) -> list[dict[str, Any]]:
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(decision_spec.render())
     args = [str(spec_file)]
@@ -72,7 +74,13 @@ def test_java_parser_gives_the_python_verdict_on_every_record(tmp_path: Path) ->
     synthesized = generator.synthesize(7, 3_000, NOW_MS - 60_000, 200.0, late_fraction=0.05, malformed_fraction=0.2)
     records += [r.value for r in synthesized if r.topic == "transactions"]
     records += _mutations(random.Random(5), records[-1], 3_000)
-    records += [b"  \xc2\xa0\n", "\u3000".encode(), b"\xe2\x80\xa8{}", b'{"a":1,"a":2,"b":tru}', b'{"amount":1e99999999999}']
+    records += [
+        b"  \xc2\xa0\n",
+        "\u3000".encode(),
+        b"\xe2\x80\xa8{}",
+        b'{"a":1,"a":2,"b":tru}',
+        b'{"amount":1e99999999999}',
+    ]
     results = _java([(NOW_MS, raw) for raw in records], tmp_path)
     assert len(results) == len(records)
     mismatches = []
@@ -81,8 +89,10 @@ def test_java_parser_gives_the_python_verdict_on_every_record(tmp_path: Path) ->
         if txn is None:
             expected_original = events.original_text(raw)
             letter = java.get("dead_letter")
-            if letter is None or letter["reason"] != reason or (letter["original"], letter["original_encoding"]) != (
-                expected_original
+            if (
+                letter is None
+                or letter["reason"] != reason
+                or (letter["original"], letter["original_encoding"]) != (expected_original)
             ):
                 mismatches.append((raw[:120], reason, java))
         else:
@@ -179,12 +189,27 @@ def test_state_per_card_is_bounded_by_the_cap_and_by_time(tmp_path: Path) -> Non
     )
     flood = features.MAX_EVENTS_PER_KEY + 50
     lines = [
-        (NOW_MS + i, replace(base, txn_id=f"00000000-0000-4000-8000-{i:012d}", event_time=NOW_MS + i).to_json().encode())
+        (
+            NOW_MS + i,
+            replace(base, txn_id=f"00000000-0000-4000-8000-{i:012d}", event_time=NOW_MS + i).to_json().encode(),
+        )
         for i in range(flood)
     ]
     future = NOW_MS + flood + 20 * 3_600_000  # 20 hours ahead: valid (< 1 day of skew), not a clock to trust
-    lines.append((NOW_MS + flood, replace(base, txn_id="00000000-0000-4000-8000-999999999999", event_time=future).to_json().encode()))
-    lines.append((NOW_MS + flood + 1, replace(base, txn_id="00000000-0000-4000-8000-999999999998", event_time=NOW_MS + flood + 1).to_json().encode()))
+    lines.append(
+        (
+            NOW_MS + flood,
+            replace(base, txn_id="00000000-0000-4000-8000-999999999999", event_time=future).to_json().encode(),
+        )
+    )
+    lines.append(
+        (
+            NOW_MS + flood + 1,
+            replace(base, txn_id="00000000-0000-4000-8000-999999999998", event_time=NOW_MS + flood + 1)
+            .to_json()
+            .encode(),
+        )
+    )
     results = _java(lines, tmp_path)
     counts = [r["history_events"] for r in results]
     assert max(counts) == features.MAX_EVENTS_PER_KEY
@@ -192,4 +217,4 @@ def test_state_per_card_is_bounded_by_the_cap_and_by_time(tmp_path: Path) -> Non
     # The event after the far-future one still sees the card's last minute (the cap's worth of it).
     last = results[-1]["decision"]["features"]
     assert last["txn_count_1m"] == features.MAX_EVENTS_PER_KEY
-    assert last["seconds_since_prev_txn"] == 0.002
+    assert last["seconds_since_prev_txn"] == pytest.approx(0.002, abs=0)

@@ -17,7 +17,7 @@ Long-lived job on the Flink session cluster (``hdp flink deploy fraud_scoring``)
 
 The operators are Java (``flink_jobs/jvm``, built by ``make setup``) configured from the Python
 definitions (``hybrid_platform.decision_spec``): per-key state in Python cost ~20x the CPU per event here,
-which 5,000 events/s on two shared cores cannot afford (``docs/decisions/0005-decide-on-arrival.md``).
+which 5,000 events/s on two shared cores cannot afford (``docs/decisions/0001-decide-on-arrival.md``).
 The champion model changes only at checkpoints and its version is checkpointed, so a restore replays the
 same decisions; a newly promoted model takes effect at the next checkpoint, without a restart.
 """

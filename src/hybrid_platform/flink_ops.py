@@ -159,12 +159,16 @@ def deploy(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         info = next((j for j in jobs(cfg) if j.job_id == job_id), None)
-        if info and info.state == "RUNNING":
+        # Deployed = every task running: a savepoint or stop right after needs all of them (a RUNNING job's
+        # tasks may still be deploying).
+        if info and info.all_tasks_running:
             return info, True
         if info and info.state in {"FAILED", "CANCELED", "FINISHED"}:
             raise FlinkOpsError(f"{job} ({job_id}) went to {info.state} after submission: {root_cause(cfg, job_id)}")
         time.sleep(0.5)
-    raise FlinkOpsError(f"{job} ({job_id}) was submitted but is not RUNNING after 60 s: {root_cause(cfg, job_id)}")
+    raise FlinkOpsError(
+        f"{job} ({job_id}) was submitted but its tasks are not all running after 60 s: {root_cause(cfg, job_id)}"
+    )
 
 
 def root_cause(cfg: PlatformConfig, job_id: str) -> str:

@@ -21,7 +21,7 @@ TRANSACTION_FIELDS: tuple[dict[str, Any], ...] = (
     {"name": "card_id", "kind": "identifier", "max_length": events.MAX_ID_LENGTH},
     {"name": "merchant_id", "kind": "identifier", "max_length": events.MAX_ID_LENGTH},
     {"name": "mcc", "kind": "digits", "length": 4},
-    {"name": "amount", "kind": "decimal", "scale": 2, "max": str(events.MAX_AMOUNT)},
+    {"name": "amount", "kind": "decimal", "precision": 12, "scale": 2, "max": str(events.MAX_AMOUNT)},
     {"name": "currency", "kind": "code", "values": sorted(events.CURRENCIES), "unknown": "unknown code"},
     {"name": "country", "kind": "code", "values": sorted(events.COUNTRIES), "unknown": "unknown code"},
     {"name": "channel", "kind": "code", "values": list(events.CHANNELS), "unknown": "unknown channel"},
@@ -33,6 +33,46 @@ TRANSACTION_FIELDS: tuple[dict[str, Any], ...] = (
         "max_ahead_ms": events.MAX_CLOCK_SKEW_MS,
     },
 )
+
+
+#: The label contract, in the order ``events.parse_label`` checks it.
+LABEL_FIELDS: tuple[dict[str, Any], ...] = (
+    {"name": "txn_id", "kind": "uuid"},
+    {"name": "is_fraud", "kind": "boolean"},
+    {
+        "name": "labeled_at",
+        "kind": "epoch_ms",
+        "min": events.MIN_EPOCH_MS,
+        "min_reason": "before 2000-01-01",
+        "max": events.MAX_EPOCH_MS,
+    },
+)
+
+
+def record_spec(name: str) -> dict[str, Any]:
+    """The ``transaction`` or ``label`` contract as field checks (what the Java parser reads)."""
+    known = sorted({*events.TRANSACTION_FIELDS, *events.LABEL_FIELDS})
+    if name == "transaction":
+        fields, key, time = TRANSACTION_FIELDS, features.KEY_COLUMN, features.TIME_COLUMN
+    elif name == "label":
+        fields, key, time = LABEL_FIELDS, None, "labeled_at"
+    else:
+        raise ValueError(f"unknown record {name!r}; known: transaction, label")
+    spec: dict[str, Any] = {
+        "name": name,
+        "max_bytes": events.MAX_RECORD_BYTES,
+        "known_fields": known,
+        "id": "txn_id",
+        "time": time,
+        "fields": list(fields),
+    }
+    if key:
+        spec["key"] = key
+    return spec
+
+
+def record_spec_json(name: str) -> str:
+    return json.dumps(record_spec(name), separators=(",", ":"), sort_keys=True)
 
 
 def _condition(condition: rules.Condition) -> dict[str, Any]:
@@ -48,15 +88,7 @@ def spec(review_threshold: float = rules.DEFAULT_ALERT_THRESHOLD) -> dict[str, A
             f"alert threshold {review_threshold} must be between 0 and the decline threshold {rules.DECLINE_THRESHOLD}"
         )
     return {
-        "record": {
-            "name": "transaction",
-            "max_bytes": events.MAX_RECORD_BYTES,
-            "known_fields": sorted({*events.TRANSACTION_FIELDS, *events.LABEL_FIELDS}),
-            "id": "txn_id",
-            "key": features.KEY_COLUMN,
-            "time": features.TIME_COLUMN,
-            "fields": list(TRANSACTION_FIELDS),
-        },
+        "record": record_spec("transaction"),
         "features": {
             "version": features.FEATURE_SPEC_VERSION,
             "windows": [

@@ -111,7 +111,9 @@ class OnlineFeatures:
             column = feature.column or ""
             window = [*(history.columns[column][lo:at] if history else []), values[column]]
             if feature.function == "SUM":
-                result[feature.name] = float(sum(window, Decimal(0)))  # type: ignore[arg-type]
+                result[feature.name] = float(
+                    sum((Decimal(str(v)) if not isinstance(v, Decimal) else v for v in window), Decimal(0))
+                )
             elif feature.function == "COUNT_DISTINCT":
                 result[feature.name] = float(len(set(window)))
             else:

@@ -34,16 +34,17 @@ def sources() -> list[Path]:
 
 
 def compile_classpath(cfg: PlatformConfig, flink_home: Path | None = None) -> list[Path]:
-    """flink-dist of the PyFlink wheel (DataStream API, state) and the pinned Kafka connector."""
+    """flink-dist and the Table API of the PyFlink wheel, and the pinned Kafka connector."""
     if flink_home is None:
         from hybrid_platform.runtime import pyflink_home
 
         flink_home = pyflink_home(cfg)
     dist = sorted((flink_home / "lib").glob("flink-dist-*.jar"))
+    table = sorted((flink_home / "lib").glob("flink-table-api-java-uber-*.jar"))
     connector = [p for p in jars.classpath(cfg.jar_cache, "flink") if p.name.startswith(KAFKA_CONNECTOR)]
-    if not dist or not connector:
-        raise BuildError(f"flink-dist or the Kafka connector jar is missing under {flink_home}; run `make setup`")
-    return [dist[-1], connector[0]]
+    if not dist or not table or not connector:
+        raise BuildError(f"Flink's jars or the Kafka connector jar are missing under {flink_home}; run `make setup`")
+    return [dist[-1], table[-1], connector[0]]
 
 
 def jar_path(cfg: PlatformConfig, classpath: list[Path]) -> Path:

@@ -53,7 +53,7 @@ TERMINAL_STATES = frozenset({"FAILED", "CANCELED", "FINISHED"})
 #: Environments whose Flink processes this package started itself (``runtime.up``) and may start again.
 LOCAL_ENVIRONMENTS = frozenset({"local", "ci"})
 #: The local Flink services, in start order.
-FLINK_SERVICES = ("flink-jobmanager", "flink-taskmanager")
+FLINK_SERVICES = ("flink-jobmanager", "flink-taskmanager", "flink-taskmanager-2")
 #: A running job whose last checkpoint is older than 3 intervals plus this is suspect: tasks on a lost
 #: TaskManager show as RUNNING until its heartbeat times out, but they checkpoint no more.
 CHECKPOINT_GRACE_MS = 30_000

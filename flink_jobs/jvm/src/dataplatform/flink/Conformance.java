@@ -32,7 +32,7 @@ public final class Conformance {
         }
         Spec spec = new Spec(Files.readString(Path.of(args[0]), StandardCharsets.UTF_8));
         Model model = args.length == 2 ? Model.parse(Files.readString(Path.of(args[1]), StandardCharsets.UTF_8)) : null;
-        RecordParser parser = new RecordParser(spec);
+        RecordParser parser = new RecordParser(spec.record);
         Features features = new Features(spec);
         Scorer scorer = new Scorer(spec);
         Map<String, byte[]> histories = new HashMap<>();

@@ -6,7 +6,7 @@ package dataplatform.flink;
  * <p>A Flink POJO (public fields, no-argument constructor), so the one network hop serializes it with
  * Flink's own serializers instead of Kryo. Strings sit in {@link #text}, numbers in {@link #num}
  * (decimals as scaled integers, e.g. cents; times as epoch milliseconds; booleans as 0/1), each at the
- * field's {@link Spec.Field#slot}.
+ * field's {@link RecordSpec.Field#slot}.
  */
 public class Event {
     public String[] text;

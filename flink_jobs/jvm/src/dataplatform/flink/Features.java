@@ -31,7 +31,7 @@ public final class Features implements Serializable {
     private final int[] windowColumn; // per window: index of its history column, -1 for COUNT
     private final double[] windowDivisor; // SUM: 10^scale of the decimal column
     private final int[] distinctWords; // COUNT_DISTINCT: longs in the scratch bitset
-    private final Spec.Field[] columnFields;
+    private final RecordSpec.Field[] columnFields;
     private transient long[] scratch;
 
     public Features(Spec spec) {
@@ -39,10 +39,10 @@ public final class Features implements Serializable {
         List<String> columns = spec.historyColumns;
         columnWidth = new int[columns.size()];
         columnOffset = new int[columns.size()];
-        columnFields = new Spec.Field[columns.size()];
+        columnFields = new RecordSpec.Field[columns.size()];
         int offset = 8;
         for (int c = 0; c < columns.size(); c++) {
-            Spec.Field field = spec.field(columns.get(c));
+            RecordSpec.Field field = spec.field(columns.get(c));
             columnFields[c] = field;
             columnWidth[c] = field.kind.equals("decimal") ? 4 : 2;
             columnOffset[c] = offset;
@@ -78,7 +78,7 @@ public final class Features implements Serializable {
     public long[] columns(Event event) {
         long[] values = new long[columnWidth.length];
         for (int c = 0; c < values.length; c++) {
-            Spec.Field field = columnFields[c];
+            RecordSpec.Field field = columnFields[c];
             values[c] = field.kind.equals("decimal")
                     ? event.num[field.slot]
                     : field.index.get(event.text[field.slot]);

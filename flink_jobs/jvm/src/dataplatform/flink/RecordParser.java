@@ -23,10 +23,10 @@ public final class RecordParser implements Serializable {
     /** Integer literals longer than this are out of range for every field (as in Python). */
     static final int MAX_INTEGER_DIGITS = 32;
 
-    private final Spec spec;
+    private final RecordSpec spec;
     private transient CharsetDecoder decoder;
 
-    public RecordParser(Spec spec) {
+    public RecordParser(RecordSpec spec) {
         this.spec = spec;
     }
 
@@ -65,7 +65,7 @@ public final class RecordParser implements Serializable {
             }
             @SuppressWarnings("unchecked")
             Map<String, Object> record = (Map<String, Object>) value;
-            for (Spec.Field field : spec.fields) {
+            for (RecordSpec.Field field : spec.fields) {
                 check(field, record, nowMs, out);
             }
             return null;
@@ -120,7 +120,7 @@ public final class RecordParser implements Serializable {
         return value;
     }
 
-    private void check(Spec.Field field, Map<String, Object> record, long nowMs, Event out) throws FieldError {
+    private void check(RecordSpec.Field field, Map<String, Object> record, long nowMs, Event out) throws FieldError {
         String name = field.name;
         Object value = required(record, name);
         switch (field.kind) {

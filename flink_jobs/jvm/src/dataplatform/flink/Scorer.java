@@ -62,14 +62,14 @@ public final class Scorer implements Serializable {
     }
 
     /** A record field as a number: a decimal's value ({@code 1250} cents is 12.5), others as stored. */
-    private double numeric(Spec.Field field, Event event) {
+    private double numeric(RecordSpec.Field field, Event event) {
         long raw = event.num[field.slot];
         return field.kind.equals("decimal") ? (double) raw / Math.pow(10, field.scale) : (double) raw;
     }
 
     private boolean holds(Spec.Condition condition, int ref, double[] features, Event event) {
         if (condition.op.equals("in")) {
-            Spec.Field field = spec.fields.get(-1 - ref);
+            RecordSpec.Field field = spec.fields.get(-1 - ref);
             return condition.values.contains(event.text[field.slot]);
         }
         double x = ref >= 0 ? features[ref] : numeric(spec.fields.get(-1 - ref), event);
@@ -146,18 +146,18 @@ public final class Scorer implements Serializable {
                     x = features[(Integer) args[i]];
                     break;
                 case LOG1P: {
-                    double amount = numeric((Spec.Field) args[i], event);
+                    double amount = numeric((RecordSpec.Field) args[i], event);
                     x = amount > 0.0 ? Math.log1p(amount) : 0.0;
                     break;
                 }
                 case EQUALS: {
                     Object[] pair = (Object[]) args[i];
-                    x = pair[1].equals(event.text[((Spec.Field) pair[0]).slot]) ? 1.0 : 0.0;
+                    x = pair[1].equals(event.text[((RecordSpec.Field) pair[0]).slot]) ? 1.0 : 0.0;
                     break;
                 }
                 case IN_SET: {
                     Object[] pair = (Object[]) args[i];
-                    x = ((Set<?>) pair[1]).contains(event.text[((Spec.Field) pair[0]).slot]) ? 1.0 : 0.0;
+                    x = ((Set<?>) pair[1]).contains(event.text[((RecordSpec.Field) pair[0]).slot]) ? 1.0 : 0.0;
                     break;
                 }
                 default:
@@ -181,7 +181,7 @@ public final class Scorer implements Serializable {
             }
             kinds[i] = ZERO;
             for (Spec.ModelInput input : spec.modelInputs) {
-                Spec.Field field = spec.field(input.field);
+                RecordSpec.Field field = spec.field(input.field);
                 if (input.kind.equals("log1p") && name.equals(input.name)) {
                     kinds[i] = LOG1P;
                     args[i] = field;

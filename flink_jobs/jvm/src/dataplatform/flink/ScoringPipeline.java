@@ -45,7 +45,7 @@ public final class ScoringPipeline {
 
         @Override
         public void open(OpenContext openContext) {
-            parser = new RecordParser(spec);
+            parser = new RecordParser(spec.record);
             rejected = getRuntimeContext().getMetricGroup().counter("deadLetters");
         }
 
@@ -119,7 +119,7 @@ public final class ScoringPipeline {
                 .name("decide on arrival");
 
         decided.sinkTo(KafkaIO.<Records.Decision>atLeastOnce(bootstrap, Spec.str(settings, "decisions_topic"),
-                        d -> d.key, d -> d.decision, client, "0"))
+                        d -> d.key, d -> d.decision, client, String.valueOf(settings.getOrDefault("decisions_linger_ms", "0"))))
                 .uid("decisions-sink")
                 .name("sink: " + settings.get("decisions_topic") + " (at least once)");
 

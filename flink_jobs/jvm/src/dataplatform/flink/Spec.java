@@ -3,7 +3,6 @@ package dataplatform.flink;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -16,51 +15,8 @@ import java.util.Map;
  * SQL renderings. Nothing here is specific to one domain; the example's names arrive as data.
  */
 public final class Spec implements Serializable {
+
     private static final long serialVersionUID = 1L;
-
-    /** One field of the record, checked in declaration order (the first failure is the reason). */
-    public static final class Field implements Serializable {
-        private static final long serialVersionUID = 1L;
-        public final String name;
-        public final String kind; // uuid | identifier | digits | decimal | code | epoch_ms | boolean
-        public final int maxLength; // identifier
-        public final int length; // digits
-        public final int scale; // decimal
-        public final String max; // decimal, as text
-        public final List<String> values; // code
-        public final Map<String, Integer> index; // code -> position in values
-        public final String unknown; // code: the reason detail for a value not in values
-        public final long min; // epoch_ms
-        public final String minReason; // epoch_ms
-        public final long maxAheadMs; // epoch_ms: relative to the clock (-1: use maxAbsolute)
-        public final long maxAbsolute; // epoch_ms
-        /** Position in {@link Event#text} (strings) or {@link Event#num} (numbers, booleans). */
-        public int slot;
-
-        Field(Map<String, Object> raw) {
-            name = str(raw, "name");
-            kind = str(raw, "kind");
-            maxLength = (int) integer(raw, "max_length", 0);
-            length = (int) integer(raw, "length", 0);
-            scale = (int) integer(raw, "scale", 0);
-            max = raw.containsKey("max") ? raw.get("max").toString() : null;
-            values = raw.containsKey("values") ? strings(raw.get("values")) : Collections.emptyList();
-            Map<String, Integer> positions = new HashMap<>();
-            for (int i = 0; i < values.size(); i++) {
-                positions.put(values.get(i), i);
-            }
-            index = positions;
-            unknown = raw.containsKey("unknown") ? str(raw, "unknown") : "unknown value";
-            min = integer(raw, "min", Long.MIN_VALUE);
-            minReason = raw.containsKey("min_reason") ? str(raw, "min_reason") : "too small";
-            maxAheadMs = integer(raw, "max_ahead_ms", -1);
-            maxAbsolute = integer(raw, "max", Long.MAX_VALUE);
-        }
-
-        public boolean isText() {
-            return kind.equals("uuid") || kind.equals("identifier") || kind.equals("digits") || kind.equals("code");
-        }
-    }
 
     /** ``function(column)`` over the key's events with time in {@code (t - seconds, t]}. */
     public static final class Window implements Serializable {
@@ -125,19 +81,17 @@ public final class Spec implements Serializable {
         }
     }
 
-    public final String recordName;
-    public final int maxRecordBytes;
-    public final List<Field> fields = new ArrayList<>();
-    public final List<String> knownFields;
+    /** The record the job reads (the transaction), and shortcuts into it. */
+    public final RecordSpec record;
+    public final List<RecordSpec.Field> fields;
     public final String idField;
     public final String keyField;
     public final String timeField;
     public final int textSlots;
     public final int numSlots;
-    /** The id, key and time fields, resolved once (the hot path reads them per event). */
-    public final Field id;
-    public final Field key;
-    public final Field time;
+    public final RecordSpec.Field id;
+    public final RecordSpec.Field key;
+    public final RecordSpec.Field time;
 
     public final String featureSpecVersion;
     public final List<Window> windows = new ArrayList<>();
@@ -164,25 +118,16 @@ public final class Spec implements Serializable {
         } catch (Json.SyntaxError | Json.DuplicateKey e) {
             throw new IllegalArgumentException("decision spec is not valid JSON: " + e.getMessage());
         }
-        Map<String, Object> record = map(root.get("record"));
-        recordName = str(record, "name");
-        maxRecordBytes = (int) integer(record, "max_bytes", 65536);
-        knownFields = strings(record.get("known_fields"));
-        idField = str(record, "id");
-        keyField = str(record, "key");
-        timeField = str(record, "time");
-        int text = 0;
-        int num = 0;
-        for (Object raw : (List<?>) record.get("fields")) {
-            Field field = new Field(map(raw));
-            field.slot = field.isText() ? text++ : num++;
-            fields.add(field);
-        }
-        textSlots = text;
-        numSlots = num;
-        id = field(idField);
-        key = field(keyField);
-        time = field(timeField);
+        record = new RecordSpec(map(root.get("record")));
+        fields = record.fields;
+        idField = record.idField;
+        keyField = record.keyField;
+        timeField = record.timeField;
+        textSlots = record.textSlots;
+        numSlots = record.numSlots;
+        id = record.id;
+        key = record.key;
+        time = record.time;
 
         Map<String, Object> features = map(root.get("features"));
         featureSpecVersion = str(features, "version");
@@ -213,20 +158,15 @@ public final class Spec implements Serializable {
         modelReasonPrefix = str(scoring, "model_reason_prefix");
         rulesOnlyVersion = str(scoring, "rules_only_version");
         for (String column : historyColumns) {
-            Field field = field(column);
+            RecordSpec.Field field = field(column);
             if (!field.kind.equals("decimal") && !field.kind.equals("code")) {
                 throw new IllegalArgumentException("window column " + column + " must be a decimal or a code field");
             }
         }
     }
 
-    public Field field(String name) {
-        for (Field field : fields) {
-            if (field.name.equals(name)) {
-                return field;
-            }
-        }
-        throw new IllegalArgumentException("the record has no field " + name);
+    public RecordSpec.Field field(String name) {
+        return record.field(name);
     }
 
     // --- small readers ------------------------------------------------------------------------------

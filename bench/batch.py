@@ -102,8 +102,8 @@ def taskmanager_direct_memory_mb(cfg: config.PlatformConfig) -> float | None:
     deadline = time.monotonic() + 15  # the JobManager fetches TaskManager metrics every 10 s
     while time.monotonic() < deadline:
         try:
-            managers = flink_ops._request(cfg, "GET", "/taskmanagers").get("taskmanagers", [])
-            values = flink_ops._request(cfg, "GET", f"/taskmanagers/{managers[0]['id']}/metrics?get={metric}")
+            managers = flink_ops.request(cfg, "GET", "/taskmanagers").get("taskmanagers", [])
+            values = flink_ops.request(cfg, "GET", f"/taskmanagers/{managers[0]['id']}/metrics?get={metric}")
             if values:
                 return round(float(values[0]["value"]) / 2**20, 1)
         except Exception:  # recorded as unknown: the timings stand without it

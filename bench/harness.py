@@ -38,21 +38,21 @@ class Profile:
     # The floor's p99 at linger.ms=0 swings 5-100 ms between runs seconds apart (10k single-record requests/s
     # on 2 cores): more, shorter runs than `repeats` so its spread shows that. None: `repeats`.
     floor_repeats: int | None = None
-    # Streaming: open-loop rates, seconds per run, seconds of each run excluded as warm-up.
-    stream_rates: tuple[int, ...] = (300, 1000, 2000)
-    stream_duration_s: float = 12.0
-    stream_warmup_s: float = 3.0
-    # Every transaction yields a result (score >= 0): percentiles over thousands of samples per run instead of
-    # the ~2% that cross the production threshold (0.5). The sink writes every score, so a conservative load.
-    alert_threshold: float = 0.0
-    # Rates above the list, one run each, to find the highest rate the job keeps up with.
-    sustain_rates: tuple[int, ...] = (3000,)
-    flink_variants: tuple[str, ...] = ("thread", "process", "sql")
-    variant_rate: int = 1000
+    # Streaming: open-loop rates from a fixed card population (a pool of pool_seconds of traffic at the top
+    # rate, sent again with fresh ids and times), seconds per run, seconds of each run excluded as warm-up.
+    stream_rates: tuple[int, ...] = (1000, 5000)
+    stream_duration_s: float = 300.0
+    stream_warmup_s: float = 10.0
+    pool_seconds: float = 60.0
+    # Unmeasured traffic at each rate before the measured runs (JIT, caches, the TaskManagers' heaps).
+    stream_warm_up_s: float = 30.0
+    # The scorer's state before any run: prefill_minutes of event time at the top rate, decided as fast as it
+    # goes (per-card history as an hour of traffic leaves it, when 60).
+    prefill_minutes: float = 60.0
     spark_triggers: tuple[str, ...] = ("asap", "1s")
-    # Spark's Python transformWithState keeps up with ~300-500 events/s here: compared with Flink at a rate
-    # both sustain (which stream_rates must include); the full profile adds the variant rate.
-    spark_rates: tuple[int, ...] = (300,)
+    # Spark's Python state handles about a thousand events/s here: compared with Flink at a rate both sustain.
+    spark_rates: tuple[int, ...] = (1000,)
+    spark_duration_s: float = 60.0
     # Batch and ML. Each engine runs `repeats` fresh processes (cold: start-up included), each followed by
     # `batch_warm_runs` runs of the same query in that process (warm).
     batch_rows: int = 1_000_000
@@ -89,24 +89,15 @@ PROFILES: dict[str, Profile] = {
         repeats=3,
         floor_duration_s=2.5,
         floor_repeats=3,
-        # 300 and 1,000/s: 2,000/s is the full profile's, where 30 s runs can tell whether it is sustained
-        # (in 7 s runs its p99 spread 1.0-2.2 s within one run, the noisiest figure of the quick profile).
-        stream_rates=(300, 1000),
-        stream_duration_s=6.0,
-        stream_warmup_s=2.0,
-        # Process mode is the full profile's: its p99 stayed within the run-to-run noise of thread mode in
-        # every published quick run (11% below to 14% above), and its deploy and warm-up pay for the
-        # warm-up runs every job now gets (see streaming._warm_up).
-        # The SQL variant is the full profile's too: its deploy, warm-up and three runs took 83 s of a quick
-        # run that was 2.3 min over its 15, and the full profile measures it in runs four times as long.
-        flink_variants=("thread",),
-        # The rates above the list are the full profile's too (30 s runs: a 7 s run is too short to see a
-        # backlog grow, and 3,000/s "kept up" in 7 s runs where 30 s runs fell behind above 2,000/s).
-        sustain_rates=(),
-        # The 1 s trigger is the full profile's: on the slower host each trigger took 4.4 minutes (a Spark
-        # query's first micro-batch with state takes a minute there, then warm-up and three runs of ~25 s),
-        # and its p99 was within 15% of the as-fast-as-possible trigger's in each of the three quick runs that
-        # measured both (1 s / asap: 4.95 / 4.44 s, 5.79 / 6.00 s, 7.91 / 9.25 s).
+        # 1,000 and 5,000/s for a minute each after five minutes of prefilled state: the full profile holds
+        # each rate for five minutes after an hour's worth.
+        stream_rates=(1000, 5000),
+        stream_duration_s=60.0,
+        stream_warmup_s=5.0,
+        stream_warm_up_s=20.0,
+        prefill_minutes=5.0,
+        spark_duration_s=45.0,
+        # The 1 s trigger is the full profile's (its p99 sat within 15% of asap's in earlier quick runs).
         spark_triggers=("asap",),
         # DuckDB's only: Flink's first measured process was still the slowest of the three after its warm-up
         # job (30 s cold against 24 s on the slower host), and the median of three does not need it.
@@ -123,12 +114,12 @@ PROFILES: dict[str, Profile] = {
         legs=ALL_LEGS,
         repeats=3,
         floor_duration_s=20.0,
-        stream_rates=(300, 1000, 2000, 5000),
-        stream_duration_s=30.0,
-        stream_warmup_s=10.0,
-        sustain_rates=(3000, 5000, 7500),
-        spark_rates=(300, 1000),
-        flink_variants=("thread", "process", "rocksdb", "sql", "tight", "p2"),
+        stream_rates=(1000, 2000, 5000, 7500, 10000),
+        stream_duration_s=300.0,
+        stream_warmup_s=15.0,
+        stream_warm_up_s=60.0,
+        prefill_minutes=60.0,
+        spark_rates=(1000, 2000),
         batch_rows=10_000_000,
         ml_rows=1_000_000,
         orchestration_full_dag=True,

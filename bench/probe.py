@@ -6,21 +6,27 @@ worse, it does not hide it), to the moment a consumer here received the result.
 
     python -m bench.probe floor-produce --topic T --rate R --duration S --bytes B --linger-ms L
     python -m bench.probe floor-consume --topic T --start-ms MS --duration S --out FILE
-    python -m bench.probe alerts --alerts-topic T --start-ms MS --duration S --out FILE
+    python -m bench.probe decisions --decisions-topic T [--alerts-topic A] --start-ms MS --expect N --out FILE
+
+``decisions`` does not measure on its own clock at all for decisions: their topic is stamped by the broker
+(``LogAppendTime``), and each decision carries its transaction's scheduled send time (``source_ts``), so
+``append time - source_ts`` is the engine's end-to-end latency however late this probe reads it. Only the
+exactly-once alerts are timed when a read-committed consumer here receives them (that *is* their
+latency: when a downstream reader can see them).
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hybrid_platform import config, names
-from hybrid_platform.latency import consumer_from, receive
+from hybrid_platform import config
+from hybrid_platform.latency import consumer_from, percentile, receive
 
 #: The floor producer's first record, sent before its schedule starts; the floor consumer skips it.
 WARM_UP_KEY = b"warm-up"
@@ -99,142 +105,172 @@ def floor_consume(topic: str, start_ms: int, duration_s: float, ready_file: Path
 MAX_QUIET_S = 30.0
 
 
-def alerts(
-    alerts_topic: str,
-    start_ms: int,
-    duration_s: float,
-    min_duration_s: float,
-    quiet_s: float,
-    ready_file: Path | None = None,
-    expect_fraction: float = 0.0,
-) -> dict[str, Any]:
-    """Transactions' scheduled send times and the alerts a read-committed consumer saw, matched by txn_id.
+_SOURCE_TS = re.compile(rb'"source_ts":(-?\d+)')
+_TXN_ID = re.compile(rb'"txn_id":"([^"]+)"')
 
-    Reads for at least ``min_duration_s``, then until no alert arrived for ``quiet_s`` (a job that fell
-    behind is waited for, so its late alerts count), at most ``duration_s``. With ``expect_fraction`` (the
-    job alerts on every transaction), a quiet spell counts only once that share of the run's transactions
-    has its alert, or once it lasts ``MAX_QUIET_S``.
+
+def latency_summary(samples: list[tuple[int, float]], start_ms: int, warmup_s: float) -> dict[str, Any]:
+    """Percentiles of ``(source_ts, latency_ms)`` samples after the warm-up, and whether latency stayed flat.
+
+    Kept up: the last fifth of the run (by send time) has a p50 not far above the first fifth's. A job below
+    its capacity has flat latency; above it the backlog, and so the latency, grows for the whole run.
     """
+    kept = sorted(s for s in samples if s[0] >= start_ms + warmup_s * 1000)
+    if not kept:
+        return {"samples": 0}
+    latencies = sorted(s[1] for s in kept)
+    fifth = max(1, len(kept) // 5)
+    first = sorted(s[1] for s in kept[:fifth])
+    last = sorted(s[1] for s in kept[-fifth:])
+    first_p50, last_p50 = percentile(first, 0.5), percentile(last, 0.5)
+    return {
+        "samples": len(latencies),
+        "p50_ms": percentile(latencies, 0.50),
+        "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99),
+        "p999_ms": percentile(latencies, 0.999),
+        "max_ms": latencies[-1],
+        "first_fifth_p50_ms": first_p50,
+        "last_fifth_p50_ms": last_p50,
+        "last_fifth_p99_ms": percentile(last, 0.99),
+        "kept_up": last_p50 <= max(2 * first_p50, first_p50 + 50),
+        # 500 quantiles draw the CDF; every sample of a 5-minute run would be megabytes.
+        "cdf_ms": [round(v, 1) for v in _quantiles(latencies, 500)],
+        # The worst latency of each second of send time: where in the run the tail happened.
+        "max_by_second_ms": _max_by_second(kept, start_ms),
+    }
+
+
+def _max_by_second(samples: list[tuple[int, float]], start_ms: int) -> list[float]:
+    worst: dict[int, float] = {}
+    for sent_ms, latency_ms in samples:
+        second = (sent_ms - start_ms) // 1000
+        worst[second] = max(worst.get(second, 0.0), latency_ms)
+    return [round(worst.get(s, 0.0), 1) for s in range(max(worst) + 1)] if worst else []
+
+
+def _quantiles(sorted_values: list[float], points: int) -> list[float]:
+    if len(sorted_values) <= points:
+        return sorted_values
+    last = len(sorted_values) - 1
+    return [sorted_values[round(i * last / (points - 1))] for i in range(points)]
+
+
+def decisions(
+    decisions_topic: str,
+    alerts_topic: str | None,
+    start_ms: int,
+    expect: int,
+    max_s: float,
+    warmup_s: float,
+    ready_file: Path | None = None,
+) -> dict[str, Any]:
+    """Read decisions (and, read committed, alerts) from ``start_ms`` until ``expect`` distinct decisions
+    are in and the alerts went quiet, at most ``max_s``; summarize both latencies and this probe's CPU."""
+    import resource
     import threading
 
+    from confluent_kafka import Consumer, TopicPartition
+
     cfg = config.load()
-    produced_at: dict[str, int] = {}
-    alert_seen_at: dict[str, float] = {}
-    # The same alerts read uncommitted: when the job wrote them, before the checkpoint commits the Kafka
-    # transaction. The difference to alert_seen_at is what exactly-once delivery costs.
-    alert_written_at: dict[str, float] = {}
-    last_alert_ms = [0.0]  # written by the alert reader only; read by the loop that decides when to stop
-    stop = threading.Event()  # the transaction reader finishes what was produced, then ends
-    alerts_done = threading.Event()
+    cpu_start = resource.getrusage(resource.RUSAGE_SELF)
+    decided: dict[bytes, int] = {}  # txn_id -> source_ts, first copy
+    alertable: dict[bytes, int] = {}  # decisions that are alerts (review or decline): txn_id -> source_ts
+    decision_samples: list[tuple[int, float]] = []
+    alert_seen: dict[bytes, float] = {}
+    duplicates = [0]
+    last_decision = [0.0]
+    done = threading.Event()
 
-    readers_ready = threading.Barrier(4)
+    def consumer(topic: str, committed: bool, lazy: bool) -> Any:
+        settings: dict[str, Any] = {
+            "bootstrap.servers": cfg.kafka_bootstrap,
+            "group.id": f"bench-probe-{topic}-{start_ms}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+            "log_level": 3,
+        }
+        # Decisions are timed by the broker's stamp: reading them in large, lazy fetches costs the broker and
+        # this process less, and changes nothing measured. Alerts are timed on arrival: fetched at once.
+        settings.update({"fetch.min.bytes": 65536, "fetch.wait.max.ms": 200} if lazy else {"fetch.wait.max.ms": 5})
+        c = Consumer(settings)
+        metadata = c.list_topics(topic, timeout=10)
+        wanted = [TopicPartition(topic, p, start_ms) for p in metadata.topics[topic].partitions]
+        found = c.offsets_for_times(wanted, timeout=10)
+        c.assign([TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else -1) for tp in found])
+        return c
 
-    def caught_up(consumer: Any) -> bool:
-        for position in consumer.position(consumer.assignment()):
-            high = consumer.get_watermark_offsets(position, timeout=5, cached=False)[1]
-            if position.offset < high:
-                return False
-        return True
-
-    def read_transactions() -> None:
-        consumer = consumer_from(cfg, names.TOPIC_TRANSACTIONS, start_ms, read_committed=False)
-        consumer.consume(1, 0.5)
-        readers_ready.wait()
+    def read_decisions() -> None:
+        c = consumer(decisions_topic, committed=False, lazy=True)
         try:
-            # Every transaction of the run is read, even after the alerts went quiet: at high rates this
-            # reader can trail, and an alert whose transaction it has not seen yet would be lost as a sample.
-            deadline: float | None = None
-            while deadline is None or time.monotonic() < deadline:
-                if stop.is_set():
-                    deadline = deadline or time.monotonic() + 60
-                    if caught_up(consumer):
-                        break
-                for message in receive(consumer, 1000, 0.1):
+            while not done.is_set():
+                for message in c.consume(2000, 0.2):
                     if message.error():
                         continue
-                    try:
-                        produced_at[str(json.loads(message.value())["txn_id"])] = message.timestamp()[1]
-                    except (ValueError, KeyError, TypeError):
+                    value = message.value()
+                    txn = _TXN_ID.search(value)
+                    source = _SOURCE_TS.search(value)
+                    if txn is None or source is None:
                         continue
+                    txn_id, source_ts = txn.group(1), int(source.group(1))
+                    if txn_id in decided:
+                        duplicates[0] += 1
+                        continue
+                    decided[txn_id] = source_ts
+                    decision_samples.append((source_ts, message.timestamp()[1] - source_ts))
+                    if b'"decision":"approve"' not in value:
+                        alertable[txn_id] = source_ts
+                    last_decision[0] = time.monotonic()
         finally:
-            consumer.close()
+            c.close()
 
-    def read_alerts(read_committed: bool) -> None:
-        seen_at = alert_seen_at if read_committed else alert_written_at
-        consumer = consumer_from(cfg, alerts_topic, start_ms, read_committed=read_committed)
-        consumer.consume(1, 0.5)
-        readers_ready.wait()
+    def read_alerts() -> None:
+        assert alerts_topic is not None
+        c = consumer(alerts_topic, committed=True, lazy=False)
         try:
-            while not alerts_done.is_set():
-                for message in receive(consumer, 1000, 0.02):
+            while not done.is_set():
+                for message in c.consume(500, 0.05):
                     received = _now_ms()
                     if message.error():
                         continue
-                    seen_at.setdefault(str(json.loads(message.value())["txn_id"]), received)
-                    if read_committed:
-                        last_alert_ms[0] = received
+                    txn = _TXN_ID.search(message.value())
+                    if txn is not None:
+                        alert_seen.setdefault(txn.group(1), received)
         finally:
-            consumer.close()
+            c.close()
 
-    threads = [
-        threading.Thread(target=read_transactions, daemon=True),
-        threading.Thread(target=read_alerts, args=(True,), daemon=True),
-        threading.Thread(target=read_alerts, args=(False,), daemon=True),
-    ]
+    threads = [threading.Thread(target=read_decisions, daemon=True)]
+    if alerts_topic:
+        threads.append(threading.Thread(target=read_alerts, daemon=True))
     for thread in threads:
         thread.start()
-    readers_ready.wait()
+    time.sleep(1.0)  # assigned and fetching before the traffic starts
     if ready_file is not None:
         ready_file.write_text("ready")
     started = time.monotonic()
-    while time.monotonic() - started < duration_s:
+    complete_at: float | None = None
+    while time.monotonic() - started < max_s:
         time.sleep(0.2)
-        if time.monotonic() - started < min_duration_s:
-            continue
-        if not last_alert_ms[0]:
-            # No alert yet: a job further behind than min_duration_s (or whose exactly-once commits stall
-            # under overload) is waited for, up to duration_s, like any job that fell behind.
-            continue
-        quiet_for_ms = _now_ms() - last_alert_ms[0]
-        if expect_fraction and produced_at:
-            # Every transaction yields an alert: a quiet spell ends the run only once most of them arrived (a
-            # slow micro-batch is waited for), or once it lasts MAX_QUIET_S (a job that has stopped).
-            try:
-                complete = len(alert_seen_at.keys() & produced_at.keys()) / len(produced_at)
-            except RuntimeError:  # a reader added a key mid-count: count again on the next round
-                continue
-            if complete >= expect_fraction and quiet_for_ms > quiet_s * 1000:
-                break
-            if quiet_for_ms > max(quiet_s, MAX_QUIET_S) * 1000:
-                break
-        elif quiet_for_ms > quiet_s * 1000:
+        if complete_at is None and len(decided) >= expect:
+            complete_at = time.monotonic()
+        # Exactly-once alerts follow their decisions by up to a checkpoint: read on for a few seconds more.
+        if complete_at is not None and time.monotonic() - complete_at > (3.0 if alerts_topic else 0.5):
             break
-    alerts_done.set()
-    stop.set()
+    done.set()
     for thread in threads:
-        thread.join(timeout=70)
-
-    def matched(seen_at: dict[str, float]) -> list[list[float]]:
-        return sorted(
-            [produced_at[txn], seen - produced_at[txn]]
-            for txn, seen in seen_at.items()
-            if txn in produced_at and seen >= produced_at[txn]
-        )
-
-    production_end_ms = start_ms + (min_duration_s - quiet_s) * 1000
-    last_ms = last_alert_ms[0] or None
-    # Every alert's arrival, matched or not (a job behind by more than a run delivers an earlier run's): the
-    # longest wait between two is how far apart the job emits (Spark: once per micro-batch).
-    arrivals = sorted(alert_seen_at.values())
-    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+        thread.join(timeout=30)
+    alert_samples = [(alertable[txn], seen - alertable[txn]) for txn, seen in alert_seen.items() if txn in alertable]
+    cpu_end = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "max_alert_gap_s": round(max(gaps) / 1000, 2) if gaps else None,
-        "samples": matched(alert_seen_at),
-        "samples_written": matched(alert_written_at),
-        "transactions_seen": len(produced_at),
-        "alerts_seen": len(alert_seen_at),
-        # How long after the producer stopped the last alert arrived: near zero when the job kept up.
-        "drain_s": round((last_ms - production_end_ms) / 1000, 2) if last_ms else None,
+        "decisions": len(decided),
+        "expected": expect,
+        "duplicates": duplicates[0],
+        "alerts": len(alert_seen),
+        "complete": len(decided) >= expect,
+        "drain_s": round(last_decision[0] - started, 2) if last_decision[0] else None,
+        "decision": latency_summary(decision_samples, start_ms, warmup_s),
+        "alert_visible": latency_summary(alert_samples, start_ms, warmup_s) if alerts_topic else None,
+        "probe_cpu_s": round(cpu_end.ru_utime + cpu_end.ru_stime - cpu_start.ru_utime - cpu_start.ru_stime, 2),
     }
 
 
@@ -247,32 +283,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     produce.add_argument("--duration", type=float, required=True)
     produce.add_argument("--bytes", type=int, default=500)
     produce.add_argument("--linger-ms", type=int, required=True)
-    for name in ("floor-consume", "alerts"):
-        reader = sub.add_parser(name)
-        reader.add_argument("--topic" if name == "floor-consume" else "--alerts-topic", required=True)
-        reader.add_argument("--start-ms", type=int, required=True)
-        reader.add_argument("--duration", type=float, required=True)
-        reader.add_argument("--out", type=Path, required=True)
-        reader.add_argument("--min-duration", type=float, default=0.0)
-        reader.add_argument("--quiet-s", type=float, default=3.0)
-        reader.add_argument("--ready-file", type=Path)
-        reader.add_argument("--expect-fraction", type=float, default=0.0)
+    floor = sub.add_parser("floor-consume")
+    floor.add_argument("--topic", required=True)
+    floor.add_argument("--start-ms", type=int, required=True)
+    floor.add_argument("--duration", type=float, required=True)
+    floor.add_argument("--out", type=Path, required=True)
+    floor.add_argument("--ready-file", type=Path)
+    reader = sub.add_parser("decisions")
+    reader.add_argument("--decisions-topic", required=True)
+    reader.add_argument("--alerts-topic")
+    reader.add_argument("--start-ms", type=int, required=True)
+    reader.add_argument("--expect", type=int, required=True)
+    reader.add_argument("--max-s", type=float, required=True)
+    reader.add_argument("--warmup-s", type=float, default=0.0)
+    reader.add_argument("--out", type=Path, required=True)
+    reader.add_argument("--ready-file", type=Path)
     args = parser.parse_args(argv)
     if args.probe == "floor-produce":
-        result = floor_produce(args.topic, args.rate, args.duration, args.bytes, args.linger_ms)
-        print(json.dumps(result))
+        print(json.dumps(floor_produce(args.topic, args.rate, args.duration, args.bytes, args.linger_ms)))
         return 0
     if args.probe == "floor-consume":
         result = floor_consume(args.topic, args.start_ms, args.duration, args.ready_file)
     else:
-        result = alerts(
+        result = decisions(
+            args.decisions_topic,
             args.alerts_topic,
             args.start_ms,
-            args.duration,
-            args.min_duration,
-            args.quiet_s,
+            args.expect,
+            args.max_s,
+            args.warmup_s,
             args.ready_file,
-            args.expect_fraction,
         )
     args.out.write_text(json.dumps(result))
     return 0

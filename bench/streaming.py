@@ -1,14 +1,19 @@
-"""Streaming legs: the Kafka floor, Flink's fraud_scoring (and its variants), Spark Structured Streaming.
+"""Streaming legs: the Kafka floor, Flink's fraud_scoring beside lake_ingest and Airflow, Spark Structured Streaming.
 
-All three are measured the same way: the platform's generator produces open loop (each record's Kafka
-timestamp is its scheduled send time), a probe process reads the results read-committed, and latency is
-"result seen here - scheduled send time". The first ``stream_warmup_s`` of each run are excluded.
+Both engines are measured the same way: a fixed card population (``generator.TrafficPool``) is produced open
+loop (each record's Kafka timestamp is its scheduled send time, so a producer that falls behind adds to the
+latency instead of hiding it), and a probe process reads the results. Decision latency = the broker's
+append time of the decision (``LogAppendTime``) - the transaction's scheduled send time: a point the probe
+cannot distort. Exactly-once latency = when a read-committed reader received the alert - the same send
+time. The first ``stream_warmup_s`` of each run are excluded; each run ends once every transaction of it
+is decided, so the next starts on a drained pipeline.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,23 +24,12 @@ from typing import Any
 from bench.harness import Context, summarize
 
 from hybrid_platform import config, flink_ops, generator, names, runtime
+from hybrid_platform.java import java_home
 from hybrid_platform.latency import percentile
 
 FLOOR_TOPIC = "bench_floor"
-SPARK_ALERTS_TOPIC = "fraud_alerts_spark"
-#: After the producer stops, keep reading until no result arrived for this long (a job that fell behind
-#: still delivers; its late results count instead of being cut off).
-QUIET_S = 3.0
-#: Flink emits continuously (every transaction yields a result), so a shorter silence already means done;
-#: Spark emits once per micro-batch, seconds apart, and keeps QUIET_S.
-FLINK_QUIET_S = 1.5
-MAX_DRAIN_S = 90.0
-#: Until a job's first result, each warm-up run waits this long at most for one, then sends traffic again.
-#: Not MAX_DRAIN_S: traffic sent before the query reads from "latest" (Spark's JVM was still starting) never
-#: yields a result, and every Spark leg waited out 90 s of silence before its first real run.
-FIRST_RESULT_WAIT_S = 12.0
-#: A run whose results took longer than this after its traffic ended left a backlog worth a fresh cluster.
-RESTART_AFTER_DRAIN_S = 20.0
+#: How long after its traffic a run waits for its last decisions (a job that fell behind is waited for).
+MAX_DRAIN_S = 120.0
 
 
 def latency_stats(samples: list[list[float]], start_ms: float, warmup_s: float, duration_s: float) -> dict[str, Any]:
@@ -147,134 +141,246 @@ def kafka_floor(ctx: Context) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
-# One measured run against whatever job is deployed
+# CPU: per service (process), and per Flink job inside the TaskManagers (threads)
+
+
+def _process_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (every thread of each) since they started."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def service_cpu_s(cfg: config.PlatformConfig) -> dict[str, float]:
+    """CPU seconds used so far by each running service (its whole process session)."""
+    used = {}
+    for service in runtime.services():
+        state = runtime.running(cfg, service.name)
+        if state is not None:
+            used[service.name] = _process_cpu_s(runtime.session_members(state.pid))
+    return used
+
+
+_THREAD_CPU = re.compile(r'^"(?P<name>[^"]+)".*?cpu=(?P<ms>[\d.]+)ms', re.MULTILINE)
+
+
+def thread_cpu_ms(pid: int) -> dict[str, float]:
+    """CPU milliseconds per thread name of a JVM, from its thread dump (``jcmd <pid> Thread.print``)."""
+    jcmd = str(java_home() / "bin" / "jcmd")
+    dump = subprocess.run([jcmd, str(pid), "Thread.print"], capture_output=True, text=True, check=False).stdout
+    found: dict[str, float] = {}
+    for match in _THREAD_CPU.finditer(dump):
+        found[match["name"]] = found.get(match["name"], 0.0) + float(match["ms"])
+    return found
+
+
+def _java_pid(cfg: config.PlatformConfig, service: str) -> int | None:
+    state = runtime.running(cfg, service)
+    if state is None:
+        return None
+    for pid in runtime.session_members(state.pid):
+        try:
+            if Path(f"/proc/{pid}/exe").resolve().name == "java":
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def job_of_thread(name: str, vertices: dict[str, list[str]], hosted: list[str]) -> str:
+    """Which job a TaskManager thread works for: a task thread carries its task's name (also the fetcher and
+    flusher threads of a task); a transactional producer names its job; any other thread (Kafka producers
+    of at-least-once sinks, GC, JIT) counts for the job when the TaskManager runs only that one."""
+    for job, names_of_tasks in vertices.items():
+        if any(task in name for task in names_of_tasks) or f"producer-{job}-" in name:
+            return job
+    return hosted[0] if len(hosted) == 1 else "shared"
+
+
+def flink_placement(cfg: config.PlatformConfig) -> dict[str, Any]:
+    """For each running job: its task names and the TaskManager services (by pid) that run it."""
+    listening = _listening_ports()
+    pids = {service: _java_pid(cfg, service) for service in runtime.TASKMANAGERS}
+    placement: dict[str, Any] = {"vertices": {}, "hosts": {}}
+    for job in flink_ops.jobs(cfg):
+        if job.state != "RUNNING":
+            continue
+        detail = flink_ops.request(cfg, "GET", f"/jobs/{job.job_id}")
+        placement["vertices"][job.name] = [v["name"].split(" -> ")[0] for v in detail.get("vertices", [])]
+        for vertex in detail.get("vertices", []):
+            managers = flink_ops.request(cfg, "GET", f"/jobs/{job.job_id}/vertices/{vertex['id']}/taskmanagers")
+            for manager in managers.get("taskmanagers", []):
+                port = int(manager["taskmanager-id"].split(":", 1)[1].split("-", 1)[0])
+                for service, pid in pids.items():
+                    if pid is not None and port in listening.get(pid, set()):
+                        placement["hosts"].setdefault(service, {"pid": pid, "jobs": []})
+                        if job.name not in placement["hosts"][service]["jobs"]:
+                            placement["hosts"][service]["jobs"].append(job.name)
+    return placement
+
+
+def _listening_ports() -> dict[int, set[int]]:
+    """pid -> the TCP ports it listens on (from /proc/net/tcp{,6} and each process's socket inodes)."""
+    inodes: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                inodes[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    ports: dict[int, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    ports.setdefault(int(entry.name), set()).add(inodes[target[8:-1]])
+        except OSError:
+            continue
+    return ports
+
+
+class CpuMeter:
+    """CPU of every service, and of each Flink job inside the TaskManagers, between ``start`` and ``stop``."""
+
+    def __init__(self, cfg: config.PlatformConfig) -> None:
+        self.cfg = cfg
+        self.placement = flink_placement(cfg) if runtime.running(cfg, "flink-jobmanager") else {"hosts": {}}
+
+    def start(self) -> None:
+        self.wall = time.monotonic()
+        self.services = service_cpu_s(self.cfg)
+        self.threads = {s: thread_cpu_ms(h["pid"]) for s, h in self.placement["hosts"].items()}
+
+    def stop(self, events: int) -> dict[str, Any]:
+        """Cores used per service and per job, and microseconds of CPU per event for each job."""
+        seconds = time.monotonic() - self.wall
+        after = service_cpu_s(self.cfg)
+        cores = {k: round((v - self.services.get(k, v)) / seconds, 3) for k, v in after.items()}
+        by_job: dict[str, float] = {}
+        for service, host in self.placement["hosts"].items():
+            before = self.threads.get(service, {})
+            for name, ms in thread_cpu_ms(host["pid"]).items():
+                job = job_of_thread(name, self.placement["vertices"], host["jobs"])
+                by_job[job] = by_job.get(job, 0.0) + max(0.0, ms - before.get(name, 0.0)) / 1000
+        return {
+            "seconds": round(seconds, 1),
+            "cores_by_service": cores,
+            "cores_by_job": {job: round(s / seconds, 3) for job, s in by_job.items()},
+            "us_per_event_by_job": {job: round(s / events * 1e6, 1) for job, s in by_job.items() if events},
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# One measured run: open-loop traffic from the pool, a probe process reading the results
 
 
 def measured_run(
     ctx: Context,
+    pool: generator.TrafficPool,
     rate: int,
-    seed: int,
-    alerts_topic: str,
-    duration_s: float | None = None,
-    quiet_s: float = QUIET_S,
-    max_wait_s: float = MAX_DRAIN_S,
+    duration_s: float,
+    decisions_topic: str,
+    alerts_topic: str | None,
+    warmup_s: float,
+    max_drain_s: float = MAX_DRAIN_S,
+    meter: CpuMeter | None = None,
 ) -> dict[str, Any]:
-    """One open-loop run at ``rate``; after its traffic the probe reads until the results go quiet, at most
-    ``max_wait_s`` (a job that fell behind is waited for)."""
-    p = ctx.profile
-    duration = duration_s or p.stream_duration_s
+    """One run at ``rate``; the probe reads until every transaction's decision is in (a job that fell behind
+    is waited for, up to ``max_drain_s``), so the next run starts on a drained pipeline."""
+    import resource
+
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "alerts.json"
+        out, ready = Path(tmp) / "probe.json", Path(tmp) / "ready"
         start_ms = int(time.time() * 1000)
+        expect = round(rate * duration_s)
         probe = subprocess.Popen(
             _probe(
-                "alerts",
-                "--alerts-topic",
-                alerts_topic,
+                "decisions",
+                "--decisions-topic",
+                decisions_topic,
+                *(["--alerts-topic", alerts_topic] if alerts_topic else []),
                 "--start-ms",
                 str(start_ms),
-                "--duration",
-                str(duration + max_wait_s),
+                "--expect",
+                str(expect),
+                "--max-s",
+                str(duration_s + max_drain_s),
+                "--warmup-s",
+                str(warmup_s),
                 "--out",
                 str(out),
-                "--quiet-s",
-                str(quiet_s),
-                "--min-duration",
-                str(duration + quiet_s),
-                # Alert threshold 0: every transaction yields an alert, so the probe knows when a run's are in
-                # (at most the last watermark delay's worth wait for the next event: 90% is "most").
-                "--expect-fraction",
-                "0.9" if p.alert_threshold <= 0 else "0",
+                "--ready-file",
+                str(ready),
             )
         )
-        report = generator.produce(ctx.cfg, rate=rate, duration_s=duration, seed=seed)
-        probe.wait(timeout=duration + max_wait_s + 60)
+        _wait_ready(ready, probe)
+        if meter:
+            meter.start()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        sent = pool.produce(ctx.cfg, rate, duration_s)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = meter.stop(expect) if meter else None
+        probe.wait(timeout=duration_s + max_drain_s + 60)
         probed = _read_json(out)
-    stats = latency_stats(probed.get("samples", []), start_ms, p.stream_warmup_s, duration)
-    # Results arrive when the engine emits them (Spark: a burst per micro-batch): the longest wait between two.
-    stats["max_result_gap_s"] = probed.get("max_alert_gap_s")
-    written = latency_stats(probed.get("samples_written", []), start_ms, p.stream_warmup_s, duration)
-    # Written = seen by a read-uncommitted consumer: the engine's own latency, before delivery is committed.
-    stats.update({f"written_{k}": written.get(k) for k in ("p50_ms", "p99_ms")})
-    stats.update(
-        rate=rate,
-        produced=report.counts.get("valid", 0),
-        producer_max_behind_ms=report.max_behind_schedule_ms,
-        achieved_rate=report.achieved_rate,
-        alerts_seen=probed.get("alerts_seen", 0),
-        transactions_seen=probed.get("transactions_seen", 0),
-        drain_s=probed.get("drain_s"),
-    )
-    return stats
+    generator_cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "rate": rate,
+        "duration_s": duration_s,
+        **{k: v for k, v in probed.items() if k not in {"decision", "alert_visible"}},
+        "decision": probed.get("decision", {"samples": 0}),
+        "alert_visible": probed.get("alert_visible"),
+        "producer_max_behind_ms": sent["max_behind_schedule_ms"],
+        "harness_cores": {
+            "generator": round(generator_cpu_s / duration_s, 3),
+            "probe": round(probed.get("probe_cpu_s", 0.0) / max(duration_s, 1.0), 3),
+        },
+        "cpu": cpu,
+    }
 
 
-#: A warm-up run this much faster (p50) than the one before means the engine is still speeding up.
-STILL_SPEEDING_UP = 0.9
-
-
-def _warm_up(
-    ctx: Context, alerts_topic: str, rate: int, quiet_s: float = QUIET_S, duration_s: float = 4.0, max_runs: int = 6
-) -> dict[str, Any]:
-    """Traffic until the first result appears (the job is deployed and caught up), then runs, not measured,
-    until the engine stops speeding up: a run whose p50 is not more than 10% below the one before it (at
-    least two, at most ``max_runs``). How long a JIT takes depends on the host: on one 2-core VM Flink's first
-    measured run was a few percent slower than the rest, on a slower one its p50 at 150/s went 858, 563,
-    488, 469 and 444 ms over its first five runs.
-    Returns the seconds until the first result (for Spark, most of it the query starting), the runs' p50s and
-    p99s (ms), whether it ended steady, and the quiet time later runs should wait for results
-    (``result_quiet_s``)."""
-    started = time.monotonic()
-    while True:
-        run = measured_run(
-            ctx,
-            rate,
-            seed=1,
-            alerts_topic=alerts_topic,
-            duration_s=3.0,
-            quiet_s=quiet_s,
-            max_wait_s=FIRST_RESULT_WAIT_S,
-        )
-        if run.get("samples", 0) > 0 or run.get("alerts_seen", 0) > 0:
-            break
-        if time.monotonic() - started > 240:
-            raise RuntimeError(f"no result on {alerts_topic} after 4 minutes of warm-up traffic")
-    first_result_s = round(time.monotonic() - started, 1)
-    p50s: list[float | None] = []
-    p99s: list[float | None] = []
-    steady = False
-    waits = quiet_s
-    for i in range(max_runs):
-        run = measured_run(ctx, rate, 2 + i, alerts_topic, duration_s=duration_s, quiet_s=waits)
-        waits = result_quiet_s(run, at_least=quiet_s)  # the next run waits out the micro-batches seen in this one
-        p50s.append(run.get("p50_ms"))
-        p99s.append(run.get("p99_ms"))
-        previous, latest = (p50s[-2], p50s[-1]) if len(p50s) > 1 else (None, None)
-        if previous and latest and latest >= STILL_SPEEDING_UP * previous:
-            steady = True
-            break
-    return {"first_result_s": first_result_s, "p50_ms": p50s, "p99_ms": p99s, "steady": steady, "quiet_s": waits}
-
-
-def result_quiet_s(run: dict[str, Any], at_least: float) -> float:
-    """How long a run waits, after its traffic, for no result to arrive before it ends: ``at_least``, or twice
-    the longest gap between two results in ``run`` when that is longer. Spark emits once per micro-batch; on
-    a slow host its results came up to 3.5 s apart, longer than QUIET_S, and runs ended between two batches:
-    some read no result at all, others were taken for falling behind."""
-    gap = run.get("max_result_gap_s") or 0.0
-    return max(at_least, round(2 * gap, 1))
-
-
-def left_a_backlog(runs: list[dict[str, Any]]) -> bool:
-    """Whether a run fell behind and then drained for longer than RESTART_AFTER_DRAIN_S, or never delivered
-    (a job that failed under the load). Not a run that fell a few seconds behind (2,000/s on a slow host):
-    restarting for that would make the variants' conditions depend on which side of the line one run landed."""
-    for run in runs:
-        if run.get("kept_up"):
+def _summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians and rerun intervals over a rate's repeats, for the decision and the exactly-once latency."""
+    summary: dict[str, Any] = {"runs": [_without_cdf(r) for r in runs]}
+    for kind in ("decision", "alert_visible"):
+        measured = [r[kind] for r in runs if r.get(kind) and r[kind].get("samples")]
+        if not measured:
             continue
-        drain_s = run.get("drain_s")
-        if drain_s is None or drain_s > RESTART_AFTER_DRAIN_S:
-            return True
-    return False
+        summary[kind] = {
+            **{k: summarize([m.get(k) for m in measured]) for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms")},
+            "kept_up": all(m.get("kept_up", False) for m in measured),
+            "cdf_ms": cdf_points(sorted(v for m in measured for v in m.get("cdf_ms", []))),
+        }
+    cpu_runs = [r["cpu"] for r in runs if r.get("cpu")]
+    if cpu_runs:
+        services = sorted({k for c in cpu_runs for k in c["cores_by_service"]})
+        jobs = sorted({k for c in cpu_runs for k in c["us_per_event_by_job"]})
+        summary["cores_by_service"] = {s: summarize([c["cores_by_service"].get(s) for c in cpu_runs]) for s in services}
+        summary["us_per_event_by_job"] = {
+            j: summarize([c["us_per_event_by_job"].get(j) for c in cpu_runs]) for j in jobs
+        }
+    summary["harness_cores"] = {
+        part: summarize([r["harness_cores"][part] for r in runs]) for part in ("generator", "probe")
+    }
+    summary["complete"] = all(r.get("complete") for r in runs)
+    return summary
+
+
+def _without_cdf(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: ({kk: vv for kk, vv in v.items() if kk != "cdf_ms"} if isinstance(v, dict) else v) for k, v in run.items()
+    }
 
 
 def cdf_points(sorted_values: list[float], points: int = 500) -> list[float]:
@@ -285,44 +391,30 @@ def cdf_points(sorted_values: list[float], points: int = 500) -> list[float]:
     return [sorted_values[round(i * last / (points - 1))] for i in range(points)]
 
 
-def _summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "runs": [{k: v for k, v in r.items() if k != "latencies_ms"} for r in runs],
-        **{
-            k: summarize([r.get(k) for r in runs if r.get("samples")])
-            for k in ("p50_ms", "p95_ms", "p99_ms", "p999_ms", "written_p50_ms", "written_p99_ms")
-        },
-        "kept_up": all(r.get("kept_up", False) for r in runs),
-        # The CDF of every post-warm-up latency of every repeat, for the plot: 500 quantiles are enough to
-        # draw it, and keep results.json small (every sample of a full run would be megabytes).
-        "latencies_ms": cdf_points(sorted(v for r in runs for v in r.get("latencies_ms", []))),
-    }
+#: The latency objectives the frontier is drawn for (milliseconds of p99).
+SLOS_MS = (50, 1000)
+
+
+def frontier(by_rate: dict[str, Any], kind: str, cores: int) -> dict[str, Any]:
+    """The highest rate measured (and per core) whose median p99 held each objective and kept up."""
+    result: dict[str, Any] = {}
+    for slo in SLOS_MS:
+        held = [
+            int(rate)
+            for rate, summary in by_rate.items()
+            if summary.get(kind, {}).get("kept_up") and (summary[kind]["p99_ms"].get("median") or float("inf")) <= slo
+        ]
+        best = max(held) if held else None
+        result[f"p99_under_{slo}_ms"] = {"rate": best, "per_core": round(best / cores) if best else None}
+    return result
 
 
 # --------------------------------------------------------------------------------------------------
-# Flink
+# Flink: fraud_scoring (decisions at least once, alerts exactly once) beside lake_ingest and Airflow
 
 
-FLINK_SQL_JOB = config.REPO_ROOT / "flink_jobs" / "fraud_scoring_sql.py"
-
-
-def _python_mode_in_use(ctx: Context) -> str:
-    """Which Python execution mode actually ran: process mode starts a Beam worker beside the TaskManager."""
-    state = runtime.running(ctx.cfg, "flink-taskmanager")
-    if state is None:
-        return "unknown"
-    for pid in runtime.session_members(state.pid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "pyflink" in cmdline and ("beam" in cmdline or "fn_execution" in cmdline):
-            return "process"
-    return "thread"
-
-
-#: fraud_scoring's ``configure`` prints its job-level settings after this prefix (``flink_jobs`` needs pyflink,
-#: which this environment does not have, so the prefix is repeated here; a unit test keeps the two equal).
+#: fraud_scoring prints its job-level settings after this prefix (``flink_jobs.lib.settings``; that module
+#: needs pyflink, which this environment does not have, so the prefix is repeated here; a test keeps them equal).
 JOB_SETTINGS_PREFIX = "job settings: "
 
 
@@ -335,28 +427,27 @@ def _printed_settings(client_output: str) -> dict[str, str]:
 
 
 def _job_settings(ctx: Context, job_id: str, client_output: str = "") -> dict[str, str]:
-    """The settings the running job actually has, for the ones that decide latency: the cluster's (REST), the
+    """The settings the running job has, for the ones that decide latency: the cluster's (REST), the
     checkpointing the JobManager applies (REST), and the job-level ones the job printed when submitted."""
     interesting = (
-        "python.execution-mode",
-        "python.fn-execution.bundle.size",
-        "python.fn-execution.bundle.time",
         "execution.buffer-timeout.interval",
         "execution.checkpointing.interval",
         "execution.checkpointing.mode",
         "state.backend.type",
         "state.changelog.enabled",
         "parallelism.default",
-        "pipeline.auto-watermark-interval",
+        "pipeline.object-reuse",
+        "taskmanager.memory.process.size",
+        "env.java.opts.taskmanager",
+        "alert_threshold",
     )
     settings: dict[str, str] = {}
     try:
-        entries = flink_ops._request(ctx.cfg, "GET", f"/jobs/{job_id}/jobmanager/config")
-        for entry in entries or []:
+        for entry in flink_ops.request(ctx.cfg, "GET", f"/jobs/{job_id}/jobmanager/config") or []:
             if entry.get("key") in interesting:
                 settings[entry["key"]] = entry.get("value")
-        applied = flink_ops._request(ctx.cfg, "GET", f"/jobs/{job_id}/checkpoints/config") or {}
-        for key in ("mode", "interval", "state_backend", "state_changelog_enabled", "changelog_storage"):
+        applied = flink_ops.request(ctx.cfg, "GET", f"/jobs/{job_id}/checkpoints/config") or {}
+        for key in ("mode", "interval", "state_backend", "state_changelog_enabled"):
             if key in applied:
                 settings[f"checkpoints/config {key}"] = str(applied[key])
     except Exception as error:  # recorded, not fatal: the numbers stand without it
@@ -366,160 +457,158 @@ def _job_settings(ctx: Context, job_id: str, client_output: str = "") -> dict[st
 
 
 def _stop_all(ctx: Context) -> dict[str, str]:
-    """Stop every running job with a savepoint, so no exactly-once sink leaves an open Kafka transaction behind
-    (``flink_ops.stop_job_id``: a cancelled fraud_scoring hid every later alert from read-committed readers
-    of fraud_alerts, the probe among them, and the SQL variant, with a transactional-id prefix of its own,
-    then got no result in four minutes). A job whose savepoint fails is cancelled; returns how each ended."""
-    # Keyed "job <id>", not the bare id: a 32-digit hex key reads as a secret to the CI's secret scan.
+    """Stop every running job with a savepoint, so no exactly-once sink leaves an open Kafka transaction
+    behind (a cancelled one hides every later record from read-committed readers until it times out)."""
     ended = {}
     for job in flink_ops.jobs(ctx.cfg):
-        if job.state not in {"RUNNING", "CREATED", "RESTARTING", "INITIALIZING"}:
+        if job.state not in flink_ops.ACTIVE_STATES:
             continue
+        # Keyed "job <id>", not the bare id: a 32-digit hex key reads as a secret to the CI's secret scan.
         try:
             flink_ops.stop_job_id(ctx.cfg, job.job_id, timeout_s=120)
             ended[f"job {job.job_id}"] = "stopped with a savepoint"
-        except Exception as error:  # a cancel leaves the transaction open: recorded, so a result can say so
-            flink_ops._request(ctx.cfg, "PATCH", f"/jobs/{job.job_id}?mode=cancel")
+        except Exception as error:
+            flink_ops.request(ctx.cfg, "PATCH", f"/jobs/{job.job_id}?mode=cancel")
             ended[f"job {job.job_id}"] = f"cancelled, savepoint failed: {error}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(
-        j.state not in {"CANCELED", "FAILED", "FINISHED"} for j in flink_ops.jobs(ctx.cfg)
-    ):
+    while time.monotonic() < deadline and any(j.state in flink_ops.ACTIVE_STATES for j in flink_ops.jobs(ctx.cfg)):
         time.sleep(0.5)
     return ended
 
 
-def _variant_arguments(variant: str) -> list[str]:
-    """Job arguments beyond the defaults. ``tight``: the production job with its two latency knobs turned down,
-    a commit every 100 ms instead of 300 and 50 ms of out-of-orderness instead of 200 (more late events,
-    more checkpoint work)."""
-    return ["--checkpoint-interval-ms", "100", "--watermark-delay-ms", "50"] if variant == "tight" else []
-
-
-def _deploy_variant(ctx: Context, variant: str) -> tuple[str, str]:
-    """Start one fraud_scoring variant on fresh state, reading only new records; returns its job id and the
-    client's output."""
-    _stop_all(ctx)
-    generator.ensure_topics(ctx.cfg, names.ALL_TOPICS)
-    env_overrides = {
-        "thread": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "hashmap"},
-        "process": {"HDP_FLINK_PYTHON_MODE": "process", "HDP_FLINK_STATE_BACKEND": "hashmap"},
-        "rocksdb": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "rocksdb"},
-        "sql": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "hashmap"},
-        "tight": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "hashmap"},
-        "p2": {"HDP_FLINK_PYTHON_MODE": "thread", "HDP_FLINK_STATE_BACKEND": "hashmap"},
-    }[variant]
-    knobs = _variant_arguments(variant)
-    saved = {k: os.environ.get(k) for k in env_overrides}
-    os.environ.update(env_overrides)
-    try:
-        script = FLINK_SQL_JOB if variant == "sql" else flink_ops.JOBS[names.JOB_FRAUD_SCORING]
-        result = runtime.flink_run(
-            ctx.cfg,
-            script,
-            ["--start-from", "latest-offset", "--alert-threshold", str(ctx.profile.alert_threshold), *knobs],
-            detached=True,
-            # p2: the production job on both cores (one subtask per Kafka partition) instead of one.
-            extra_options=["-p", "2"] if variant == "p2" else None,
-        )
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    job_id = flink_ops._job_id_from_output(result.stdout + result.stderr)
+def _submit(ctx: Context, job: str, args: list[str]) -> tuple[str, str]:
+    """Submit ``job`` fresh; wait until every task runs; returns its id and the client's output."""
+    result = runtime.flink_run(ctx.cfg, flink_ops.JOBS[job], args, detached=True)
+    job_id = flink_ops.job_id_from_output(result.stdout + result.stderr)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         info = next((j for j in flink_ops.jobs(ctx.cfg) if j.job_id == job_id), None)
-        if info and info.state == "RUNNING":
+        if info and info.all_tasks_running:
             return job_id, result.stdout
         if info and info.state in {"FAILED", "CANCELED"}:
-            raise RuntimeError(f"{variant}: {flink_ops.root_cause(ctx.cfg, job_id)}")
+            raise RuntimeError(f"{job}: {flink_ops.root_cause(ctx.cfg, job_id)}")
         time.sleep(0.5)
-    raise RuntimeError(f"{variant} is not RUNNING after 120 s")
+    raise RuntimeError(f"{job} is not running after 120 s")
 
 
-def _rss_mb(ctx: Context) -> dict[str, float]:
-    return {s.name: round(s.rss_bytes / 2**20) for s in runtime.status(ctx.cfg) if s.pid}
+def _wait_drained(ctx: Context, group: str, topic: str, timeout_s: float) -> float:
+    """Seconds until consumer group ``group`` has committed the end of ``topic`` (Flink commits at checkpoints)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": ctx.cfg.kafka_bootstrap, "group.id": group, "log_level": 0})
+    started = time.monotonic()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ]
+        while time.monotonic() - started < timeout_s:
+            committed = consumer.committed(partitions, timeout=10)
+            lag = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] - max(tp.offset, 0) for tp in committed)
+            if lag <= 0:
+                return round(time.monotonic() - started, 1)
+            time.sleep(2)
+    finally:
+        consumer.close()
+    raise RuntimeError(f"{group} did not drain {topic} within {timeout_s:.0f} s")
+
+
+def _heap_after_gc(ctx: Context, service: str) -> dict[str, Any]:
+    """Heap in use by a TaskManager right after a full collection: the state it keeps, plus its baseline."""
+    pid = _java_pid(ctx.cfg, service)
+    if pid is None:
+        return {}
+    jcmd = str(java_home() / "bin" / "jcmd")
+    subprocess.run([jcmd, str(pid), "GC.run"], capture_output=True, text=True, check=False, timeout=120)
+    info = subprocess.run([jcmd, str(pid), "GC.heap_info"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"used (\d+)K", info)
+    return {"service": service, "heap_used_mb": round(int(match.group(1)) / 1024) if match else None}
 
 
 def flink_streaming(ctx: Context) -> dict[str, Any]:
-    ctx.services("kafka", "flink")
-    results: dict[str, Any] = {"by_rate": {}, "variants": {}, "sustain": {}}
+    # The whole platform, as the target has it: Kafka, Flink with both jobs, and Airflow, on the same cores.
+    ctx.services("kafka", "flink", "airflow")
+    results: dict[str, Any] = {"by_rate": {}}
     try:
         _flink_streaming(ctx, results)
     finally:
-        # Also when a run failed: the next leg stops the cluster, and a job still running leaves its Kafka
-        # transaction open for every later reader of its topic.
+        # Also when a run failed: a job still running leaves its Kafka transaction open for later readers.
         results["stopped_at_end"] = _stop_all(ctx)
     return results
 
 
 def _flink_streaming(ctx: Context, results: dict[str, Any]) -> None:
     p = ctx.profile
-    seed = p.seed
-    job_id, client_output = _deploy_variant(ctx, "thread")
+    cfg = ctx.cfg
+    _stop_all(ctx)
+    generator.ensure_topics(cfg, names.ALL_TOPICS)
+    top_rate = max(p.stream_rates)
+    started = time.monotonic()
+    pool = generator.TrafficPool(p.seed, top_rate, p.pool_seconds)
+    results["traffic"] = {
+        "pool_records": len(pool.records),
+        "pool_build_s": round(time.monotonic() - started, 1),
+        "cards": "fixed population sized for the top rate (hybrid_platform.generator._Population)",
+    }
+    job_id, client_output = _submit(ctx, names.JOB_FRAUD_SCORING, ["--start-from", "latest-offset"])
     results["settings"] = _job_settings(ctx, job_id, client_output)
-    results["warm_up"] = _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate, FLINK_QUIET_S)
-    # After the warm-up: a process-mode Python worker starts with the first bundle, not at deployment.
-    results["python_mode_in_use"] = _python_mode_in_use(ctx)
-    # Repeats interleave the rates (300, 1000, 2000, 300, ...): a rate's repeats span the whole leg, so its
-    # spread includes the machine's drift over minutes instead of three runs back to back.
+    # State as traffic at the top rate would have left it: the prefill's event times span prefill_minutes.
+    count = int(p.prefill_minutes * 60 * top_rate)
+    produce_s = pool.prefill(cfg, count, int(p.prefill_minutes * 60_000))
+    drain_s = _wait_drained(ctx, names.JOB_FRAUD_SCORING, names.TOPIC_TRANSACTIONS, timeout_s=1800)
+    placement = flink_placement(cfg)
+    scorer_tm = next((s for s, h in placement["hosts"].items() if names.JOB_FRAUD_SCORING in h["jobs"]), None)
+    results["prefill"] = {
+        "events": count,
+        "event_time_span_minutes": p.prefill_minutes,
+        "produce_s": round(produce_s, 1),
+        "decided_after_s": drain_s,
+        "events_per_s": round(count / (produce_s + drain_s)),
+        "heap_after_gc": _heap_after_gc(ctx, scorer_tm) if scorer_tm else {},
+        "checkpoint": _latest_checkpoint_size(ctx, job_id),
+    }
+    ctx.echo(f"   prefill: {count:,} events in {produce_s + drain_s:.0f} s; {results['prefill']['heap_after_gc']}")
+    # lake_ingest from here on (the prefill is not what it is measured on), in its own TaskManager.
+    _submit(ctx, names.JOB_LAKE_INGEST, ["--start-from", "latest-offset"])
+    results["placement"] = flink_placement(cfg)["hosts"]
+    for rate in p.stream_rates:  # JIT and caches at every rate before anything is measured
+        measured_run(ctx, pool, rate, p.stream_warm_up_s, names.TOPIC_FRAUD_DECISIONS, None, 0.0)
+    meter = CpuMeter(cfg)
     runs_by_rate: dict[int, list[dict[str, Any]]] = {rate: [] for rate in p.stream_rates}
+    # Repeats interleave the rates: a rate's repeats span the whole leg, so its spread includes the drift.
     for _ in range(p.repeats):
         for rate in p.stream_rates:
-            seed += 1
-            runs_by_rate[rate].append(measured_run(ctx, rate, seed, names.TOPIC_FRAUD_ALERTS, quiet_s=FLINK_QUIET_S))
-            if rate == max(p.stream_rates):
-                results.setdefault("rss_mb_under_load", _rss_mb(ctx))
+            run = measured_run(
+                ctx,
+                pool,
+                rate,
+                p.stream_duration_s,
+                names.TOPIC_FRAUD_DECISIONS,
+                names.TOPIC_FRAUD_ALERTS,
+                p.stream_warmup_s,
+                meter=meter,
+            )
+            runs_by_rate[rate].append(run)
+            ctx.echo(
+                f"   flink {rate}/s: decision p99 {run['decision'].get('p99_ms')} ms, exactly-once p99 "
+                f"{(run.get('alert_visible') or {}).get('p99_ms')} ms, cores {run['cpu']['cores_by_service']}"
+            )
     for rate, runs in runs_by_rate.items():
         results["by_rate"][str(rate)] = _summarize_runs(runs)
-        ctx.echo(f"   flink {rate}/s: p99 {results['by_rate'][str(rate)]['p99_ms']['median']} ms")
-    for rate in p.sustain_rates:
-        seed += 1
-        run = measured_run(ctx, rate, seed, names.TOPIC_FRAUD_ALERTS, quiet_s=FLINK_QUIET_S)
-        results["sustain"][str(rate)] = {k: v for k, v in run.items() if k != "latencies_ms"}
-    tested = {int(r): v["kept_up"] for r, v in results["by_rate"].items()}
-    tested.update({int(r): v.get("kept_up", False) for r, v in results["sustain"].items()})
-    kept = [rate for rate, ok in sorted(tested.items()) if ok]
-    results["max_sustained_rate"] = max(kept) if kept else None
-    results["max_rate_tested"] = max(tested) if tested else None
-    runs = [run for by_rate in results["by_rate"].values() for run in by_rate["runs"]]
-    if left_a_backlog([*runs, *results["sustain"].values()]):
-        # A rate far above capacity fills the TaskManager's heap with a growing backlog of per-card windows (the
-        # full profile's 7,500/s ran a 3 GB TaskManager out of heap): the variants start on a fresh cluster.
-        ctx.echo("   a rate left a backlog: restarting Flink before the variants")
-        # Stopped with a savepoint first: a cluster stopped under a running job leaves its Kafka transaction open.
-        results["stopped_before_restart"] = _stop_all(ctx)
-        runtime.down(ctx.cfg, echo=lambda _line: None, only=["flink"])
-        runtime.up(ctx.cfg, only=["flink"], echo=lambda _line: None)
-        results["flink_restarted_before_variants"] = True
-    for variant in p.flink_variants:
-        if variant == "thread":
-            results["variants"]["thread"] = {
-                **results["by_rate"].get(str(p.variant_rate), {}),
-                "settings": results["settings"],
-                "python_mode_in_use": results["python_mode_in_use"],
-            }
-            continue
-        job_id, client_output = _deploy_variant(ctx, variant)
-        settings = _job_settings(ctx, job_id, client_output)
-        if _variant_arguments(variant):
-            settings["job arguments"] = " ".join(_variant_arguments(variant))
-        warm_up = _warm_up(ctx, names.TOPIC_FRAUD_ALERTS, p.variant_rate, FLINK_QUIET_S)
-        mode = "none (no Python UDF)" if variant == "sql" else _python_mode_in_use(ctx)
-        runs = []
-        for _ in range(p.repeats):
-            seed += 1
-            runs.append(measured_run(ctx, p.variant_rate, seed, names.TOPIC_FRAUD_ALERTS, quiet_s=FLINK_QUIET_S))
-        results["variants"][variant] = {
-            **_summarize_runs(runs),
-            "settings": settings,
-            "python_mode_in_use": mode,
-            "warm_up": warm_up,
-        }
-        ctx.echo(f"   flink variant {variant}: p99 {results['variants'][variant]['p99_ms']['median']} ms")
+    results["frontier"] = {
+        "decision (at least once)": frontier(results["by_rate"], "decision", os.cpu_count() or 1),
+        "alert visible (exactly once)": frontier(results["by_rate"], "alert_visible", os.cpu_count() or 1),
+    }
+    results["rss_mb"] = {s.name: round(s.rss_bytes / 2**20) for s in runtime.status(cfg) if s.pid}
+
+
+def _latest_checkpoint_size(ctx: Context, job_id: str) -> dict[str, Any]:
+    stats = flink_ops.checkpoints(ctx.cfg, job_id)
+    completed = (stats.get("latest") or {}).get("completed") or {}
+    return {
+        "full_state_mb": round(completed.get("state_size", 0) / 2**20, 1),
+        "checkpointed_mb": round(completed.get("checkpointed_size", 0) / 2**20, 2),
+        "duration_ms": completed.get("end_to_end_duration"),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,6 +617,7 @@ def _flink_streaming(ctx: Context, results: dict[str, Any]) -> None:
 
 #: What spark_jobs.streaming_scoring prints its lines after (that module needs pyspark to import).
 SPARK_JOB_NAME = "streaming_scoring"
+SPARK_TOPICS = ("fraud_decisions_spark", "fraud_alerts_spark", "transactions_dlq_spark")
 
 
 def _wait_for_line(log: Path, prefix: str, job: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
@@ -544,15 +634,16 @@ def _wait_for_line(log: Path, prefix: str, job: subprocess.Popen[bytes], timeout
 def spark_streaming(ctx: Context) -> dict[str, Any]:
     p = ctx.profile
     ctx.services("kafka")  # Flink stopped: engine legs never share the machine
-    generator.ensure_topics(ctx.cfg, [*names.ALL_TOPICS, SPARK_ALERTS_TOPIC, "transactions_dlq_spark"])
+    generator.ensure_topics(ctx.cfg, [*names.ALL_TOPICS, *SPARK_TOPICS])
+    generator.set_topic_config(ctx.cfg, SPARK_TOPICS[0], generator.topic_config(names.TOPIC_FRAUD_DECISIONS))
     job_module = [sys.executable, "-m", "spark_jobs.streaming_scoring"]
     refused = subprocess.run([*job_module, "--trigger", "realtime"], capture_output=True, text=True, check=False)
     results: dict[str, Any] = {
         "by_trigger": {},
         "realtime_mode": (refused.stderr or refused.stdout).strip().splitlines()[-1] if refused.returncode else "ran",
-        "guarantee": "at-least-once Kafka sink (Flink: exactly once)",
+        "guarantee": "at least once (Spark's Kafka sink), like Flink's decisions",
     }
-    seed = p.seed + 1000
+    pool = generator.TrafficPool(p.seed, max(p.spark_rates), p.pool_seconds)
     for trigger in p.spark_triggers:
         by_rate: dict[str, Any] = {}
         for rate in p.spark_rates:
@@ -564,14 +655,16 @@ def spark_streaming(ctx: Context) -> dict[str, Any]:
                         *job_module,
                         "--trigger",
                         trigger,
+                        "--decisions-topic",
+                        SPARK_TOPICS[0],
                         "--alerts-topic",
-                        SPARK_ALERTS_TOPIC,
+                        SPARK_TOPICS[1],
+                        "--dlq-topic",
+                        SPARK_TOPICS[2],
                         "--starting-offsets",
                         "latest",
                         "--checkpoint-dir",
                         checkpoints,
-                        "--alert-threshold",
-                        str(p.alert_threshold),
                     ],
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -579,17 +672,20 @@ def spark_streaming(ctx: Context) -> dict[str, Any]:
                 )
                 try:
                     _wait_for_line(log, f"{SPARK_JOB_NAME}: running (", job)
-                    # Warm-up runs as long as measured ones: a Spark run must span several micro-batches.
-                    warm_up = _warm_up(ctx, SPARK_ALERTS_TOPIC, rate, duration_s=p.stream_duration_s)
-                    quiet_s = warm_up["quiet_s"]
-                    runs = []
-                    for _ in range(p.repeats):
-                        seed += 1
-                        runs.append(measured_run(ctx, rate, seed, SPARK_ALERTS_TOPIC, quiet_s=quiet_s))
-                    by_rate[str(rate)] = {**_summarize_runs(runs), "warm_up": warm_up, "quiet_s": quiet_s}
-                    ctx.echo(f"   spark {trigger} {rate}/s: p99 {by_rate[str(rate)]['p99_ms']['median']} ms")
+                    measured_run(ctx, pool, rate, p.stream_warm_up_s, SPARK_TOPICS[0], None, 0.0)
+                    runs = [
+                        measured_run(ctx, pool, rate, p.spark_duration_s, SPARK_TOPICS[0], None, p.stream_warmup_s)
+                        for _ in range(p.repeats)
+                    ]
+                    by_rate[str(rate)] = _summarize_runs(runs)
+                    ctx.echo(
+                        f"   spark {trigger} {rate}/s: p99 {by_rate[str(rate)]['decision']['p99_ms']['median']} ms"
+                    )
                 finally:
                     os.killpg(job.pid, 15)
                     job.wait(timeout=120)
-        results["by_trigger"][trigger] = {"by_rate": by_rate}
+        results["by_trigger"][trigger] = {
+            "by_rate": by_rate,
+            "frontier": frontier(by_rate, "decision", os.cpu_count() or 1),
+        }
     return results

@@ -58,7 +58,7 @@ def job_settings(job_name: str, checkpoint_interval_ms: int) -> dict[str, str]:
         "execution.checkpointing.incremental": "true",
         **changelog_settings(),
         # The one network hop (keyBy card) flushes within a millisecond.
-        "execution.buffer-timeout.interval": os.environ.get("HDP_FLINK_BUFFER_TIMEOUT", "1 ms"),
+        "execution.buffer-timeout.interval": "1 ms",
         # Chained operators hand over records without copying them (none keeps a reference to its input).
         "pipeline.object-reuse": "true",
         # Room to rescale later: key groups are fixed by the first deployment.
@@ -80,7 +80,7 @@ def pipeline_settings(cfg: config.PlatformConfig, args: argparse.Namespace) -> d
         "dlq_topic": names.TOPIC_TRANSACTIONS_DLQ,
         "transactional_id_prefix": f"{job}-alerts",
         # Decisions are sent as they are made; a millisecond of batching halves the broker's requests.
-        "decisions_linger_ms": os.environ.get("HDP_DECISIONS_LINGER_MS", "1"),
+        "decisions_linger_ms": "1",
         "registry_root": args.model_registry,
     }
 

@@ -562,11 +562,11 @@ def _alert_latency_p99(cfg: PlatformConfig, sample_s: float) -> tuple[float | No
     from hybrid_platform import latency
 
     report = latency.measure(cfg, duration_s=sample_s)
-    if report.transactions_seen == 0:
-        return None, f"no transactions during the {sample_s:.0f} s latency sample: latency not measured"
-    if report.p99_ms is None:
-        return None, f"no alerts among {report.transactions_seen} transactions in the {sample_s:.0f} s sample"
-    return report.p99_ms, None
+    if report.decisions_seen == 0:
+        return None, f"no decisions during the {sample_s:.0f} s latency sample: latency not measured"
+    if report.alert.p99_ms is None:
+        return None, f"no alerts among {report.decisions_seen} decisions in the {sample_s:.0f} s sample"
+    return report.alert.p99_ms, None
 
 
 def wait_healthy(

@@ -44,7 +44,7 @@ class JobInfo:
         return self.state == "RUNNING" and 0 < self.tasks_total == self.tasks_running
 
 
-def _request(cfg: PlatformConfig, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def request(cfg: PlatformConfig, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         f"{cfg.flink_rest_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
@@ -64,7 +64,7 @@ def _check_job(job: str) -> None:
 
 
 def jobs(cfg: PlatformConfig) -> list[JobInfo]:
-    overview = _request(cfg, "GET", "/jobs/overview")
+    overview = request(cfg, "GET", "/jobs/overview")
     found = [
         JobInfo(
             j["jid"],
@@ -91,14 +91,14 @@ def latest_job(cfg: PlatformConfig, job: str) -> JobInfo | None:
 
 def checkpoints(cfg: PlatformConfig, job_id: str) -> dict[str, Any]:
     """Flink's checkpoint statistics of one run: ``counts`` and ``latest`` (``completed``, ``restored``...)."""
-    stats: dict[str, Any] = _request(cfg, "GET", f"/jobs/{job_id}/checkpoints")
+    stats: dict[str, Any] = request(cfg, "GET", f"/jobs/{job_id}/checkpoints")
     return stats
 
 
 def checkpoint_interval_ms(cfg: PlatformConfig, job_id: str) -> int | None:
     """The run's checkpoint interval (None: checkpointing is off)."""
     try:
-        config: dict[str, Any] = _request(cfg, "GET", f"/jobs/{job_id}/checkpoints/config")
+        config: dict[str, Any] = request(cfg, "GET", f"/jobs/{job_id}/checkpoints/config")
     except FlinkOpsError:  # 404 when the job does not checkpoint
         return None
     interval = int(config.get("interval", 0))
@@ -154,7 +154,7 @@ def deploy(
     generator.ensure_topics(cfg, names.ALL_TOPICS)
     restore_options = ["-s", restore_from] if restore_from else []
     result = runtime.flink_run(cfg, JOBS[job], args or [], detached=True, extra_options=restore_options)
-    job_id = _job_id_from_output(result.stdout + result.stderr)
+    job_id = job_id_from_output(result.stdout + result.stderr)
     _record_deployment(cfg, job, job_id, restore_from, args)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -174,7 +174,7 @@ def deploy(
 def root_cause(cfg: PlatformConfig, job_id: str) -> str:
     """The innermost cause of the job's latest failure, in one line (what a user needs to act on)."""
     try:
-        history = _request(cfg, "GET", f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
+        history = request(cfg, "GET", f"/jobs/{job_id}/exceptions")["exceptionHistory"]["entries"]
     except (FlinkOpsError, KeyError, TypeError):
         return "no failure recorded"
     if not history:
@@ -183,7 +183,7 @@ def root_cause(cfg: PlatformConfig, job_id: str) -> str:
     return str(causes[-1] if causes else history[0]["exceptionName"]).removeprefix("Caused by: ")[:300]
 
 
-def _job_id_from_output(output: str) -> str:
+def job_id_from_output(output: str) -> str:
     for line in output.splitlines():
         if "JobID" in line:
             return line.rsplit(" ", 1)[-1].strip()
@@ -193,7 +193,7 @@ def _job_id_from_output(output: str) -> str:
 def _wait_for_trigger(cfg: PlatformConfig, path: str, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status = _request(cfg, "GET", path)
+        status = request(cfg, "GET", path)
         if status["status"]["id"] == "COMPLETED":
             operation: dict[str, Any] = status.get("operation", {})
             if "failure-cause" in operation:
@@ -208,9 +208,7 @@ def savepoint(cfg: PlatformConfig, job: str, timeout_s: float = 120) -> str:
     """Trigger a savepoint of the running ``job`` and return its location."""
     info = _require_active(cfg, job)
     target = (cfg.home / "flink" / "savepoints").as_uri()
-    trigger = _request(
-        cfg, "POST", f"/jobs/{info.job_id}/savepoints", {"target-directory": target, "cancel-job": False}
-    )
+    trigger = request(cfg, "POST", f"/jobs/{info.job_id}/savepoints", {"target-directory": target, "cancel-job": False})
     operation = _wait_for_trigger(cfg, f"/jobs/{info.job_id}/savepoints/{trigger['request-id']}", timeout_s)
     return str(operation["location"])
 
@@ -228,7 +226,7 @@ def stop_job_id(cfg: PlatformConfig, job_id: str, timeout_s: float = 120) -> str
     until a job with the same transactional-id prefix fences it or it times out (10 min).
     """
     target = (cfg.home / "flink" / "savepoints").as_uri()
-    trigger = _request(cfg, "POST", f"/jobs/{job_id}/stop", {"targetDirectory": target, "drain": False})
+    trigger = request(cfg, "POST", f"/jobs/{job_id}/stop", {"targetDirectory": target, "drain": False})
     operation = _wait_for_trigger(cfg, f"/jobs/{job_id}/savepoints/{trigger['request-id']}", timeout_s)
     return str(operation["location"])
 
@@ -239,7 +237,7 @@ def cancel(cfg: PlatformConfig, job: str) -> bool:
     info = active_job(cfg, job)
     if info is None:
         return False
-    _request(cfg, "PATCH", f"/jobs/{info.job_id}?mode=cancel")
+    request(cfg, "PATCH", f"/jobs/{info.job_id}?mode=cancel")
     return True
 
 
@@ -256,7 +254,7 @@ def latest_checkpoint(cfg: PlatformConfig, job: str) -> str | None:
     candidates: list[tuple[int, str]] = []
     for run in deployments(cfg, job):
         try:
-            stats = _request(cfg, "GET", f"/jobs/{run['job_id']}/checkpoints")
+            stats = request(cfg, "GET", f"/jobs/{run['job_id']}/checkpoints")
             completed = (stats.get("latest") or {}).get("completed") or {}
             path = completed.get("external_path")
             if path and _restorable(path):
@@ -314,7 +312,7 @@ def flink_uri(path: Path) -> str:
 
 def overview(cfg: PlatformConfig) -> dict[str, Any]:
     """The cluster overview: ``taskmanagers``, ``slots-total``, ``slots-available``, ``jobs-running``..."""
-    found: dict[str, Any] = _request(cfg, "GET", "/overview")
+    found: dict[str, Any] = request(cfg, "GET", "/overview")
     return found
 
 
@@ -350,7 +348,7 @@ def status(cfg: PlatformConfig) -> list[dict[str, Any]]:
         if info:
             entry["job_id"] = info.job_id
             entry["uptime_s"] = round(time.time() - info.start_time / 1000)
-            stats = _request(cfg, "GET", f"/jobs/{info.job_id}/checkpoints")
+            stats = request(cfg, "GET", f"/jobs/{info.job_id}/checkpoints")
             completed = (stats.get("latest") or {}).get("completed") or {}
             entry["checkpoints_completed"] = stats.get("counts", {}).get("completed", 0)
             if completed:

@@ -629,6 +629,10 @@ def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 
             f"Kafka at {cfg.kafka_bootstrap} is not reachable ({exc}); start it with `hdp up --only kafka`"
         ) from None
     missing = [topic for topic in topics if topic not in existing]
+    for topic in topics:
+        if topic in existing and topic in names.OUTPUT_TOPICS:
+            # Topics created before their settings existed (an earlier version of the platform) get them now.
+            set_topic_config(cfg, topic, topic_config(topic), admin)
     if not missing:
         return []
     futures = admin.create_topics(
@@ -644,6 +648,28 @@ def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 
             if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
                 raise GeneratorError(f"could not create topic {topic}: {exc}") from None
     return created
+
+
+def set_topic_config(cfg: PlatformConfig, topic: str, settings: dict[str, str], admin: Any = None) -> None:
+    """Set ``settings`` on an existing topic (incrementally: other settings stay as they are)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin._config import (  # where the stubs declare them
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+    )
+
+    if not settings:
+        return
+    admin = admin or AdminClient({"bootstrap.servers": cfg.kafka_bootstrap, "log_level": 0})
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in settings.items()]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
+    try:
+        for future in admin.incremental_alter_configs([resource]).values():
+            future.result(timeout=30)
+    except KafkaException as exc:
+        raise GeneratorError(f"could not configure topic {topic}: {exc}") from None
 
 
 def produce(
@@ -667,7 +693,13 @@ def produce(
 
     synthesized_start_ms = _now_ms() if start_ms is None else start_ms
     count = max(1, round(rate * duration_s))
-    records = synthesize(seed, count, synthesized_start_ms, rate, late_fraction, malformed_fraction)
+    synthesized = synthesize(seed, count, synthesized_start_ms, rate, late_fraction, malformed_fraction)
+    # The population is built with the first record: before the schedule starts (it takes seconds at high
+    # rates, and every record behind it would count them as latency), then frozen, so Python's collector never
+    # walks it during the run (its pauses would too).
+    first = next(synthesized, None)
+    gc.freeze()
+    records = itertools.chain([first] if first else [], synthesized)
     ensure_topics(cfg, names.ALL_TOPICS)  # the Flink jobs' output topics too, with the same partitioning
     producer = Producer(
         {
@@ -711,6 +743,7 @@ def produce(
         tally.add(record)
     unacknowledged = producer.flush(60)
     elapsed_s = time.monotonic() - started
+    gc.unfreeze()
     if unacknowledged or failures:
         detail = f"; first error: {failures[0]}" if failures else ""
         raise GeneratorError(
@@ -808,6 +841,19 @@ class TrafficPool:
         if producer.flush(120) or failures:
             raise GeneratorError(f"prefill: {len(failures)} record(s) not acknowledged by Kafka")
         return time.monotonic() - started
+
+    def burst(self, cfg: PlatformConfig, count: int, topic: str = names.TOPIC_TRANSACTIONS) -> list[str]:
+        """Send ``count`` records as fast as Kafka takes them, stamped now; returns their txn_ids."""
+        producer, failures, on_delivery = self._producer(cfg)
+        sent = []
+        for _ in range(count):
+            now = _now_ms()
+            key, value, txn_id = self._value(now)
+            _send(producer, topic, key, value, on_delivery, now)
+            sent.append(txn_id)
+        if producer.flush(120) or failures:
+            raise GeneratorError(f"burst: {len(failures)} record(s) not acknowledged by Kafka")
+        return sent
 
     @staticmethod
     def _producer(cfg: PlatformConfig) -> tuple[Any, list[str], Any]:

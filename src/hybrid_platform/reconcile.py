@@ -1,4 +1,9 @@
-"""Produced = landed: check what the streaming path wrote to the lake against what the generator sent."""
+"""Produced = landed: check what the streaming path wrote to the lake against what the generator sent.
+
+Each output by its guarantee: ``raw.transactions`` exactly once (no txn_id twice); ``raw.fraud_decisions``
+and ``raw.transactions_dlq`` copy at-least-once topics, so they are complete when every produced record is
+there at least once (repeats, after a failure, are counted, and readers deduplicate on the id).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +21,23 @@ class Reconciliation:
     valid_landed: int  # distinct produced txn_ids found in raw.transactions
     duplicates: int  # extra rows for those txn_ids (must be 0: exactly once)
     malformed_produced: int
-    dead_lettered: int  # DLQ rows from this run's offsets
+    dead_lettered: int  # distinct DLQ records (source partition, offset) from this run's offsets
+    valid_decided: int  # distinct produced txn_ids with a decision in raw.fraud_decisions
     waited_s: float
+    dead_letter_repeats: int = 0  # extra copies (at least once: a replay after a failure)
+    decision_repeats: int = 0  # extra copies of decisions, identical but for scored_at
 
     @property
     def complete(self) -> bool:
-        return self.valid_landed == self.valid_produced and self.dead_lettered >= self.malformed_produced
+        return (
+            self.valid_landed == self.valid_produced
+            and self.dead_lettered >= self.malformed_produced
+            and self.valid_decided == self.valid_produced
+        )
 
     @property
     def exact(self) -> bool:
+        """Nothing lost anywhere, nothing twice where the guarantee is exactly once."""
         return self.complete and self.duplicates == 0 and self.dead_lettered == self.malformed_produced
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,12 +74,23 @@ def _scan(cfg: PlatformConfig, table: str, columns: tuple[str, ...]) -> list[dic
 def check(cfg: PlatformConfig, valid_txn_ids: set[str], malformed: int, since: dict[int, int]) -> Reconciliation:
     landed = [r["txn_id"] for r in _scan(cfg, names.RAW_TRANSACTIONS, ("txn_id",)) if r["txn_id"] in valid_txn_ids]
     dlq = [
-        r
+        (r["source_partition"], r["source_offset"])
         for r in _scan(cfg, names.RAW_TRANSACTIONS_DLQ, ("source_topic", "source_partition", "source_offset"))
         if r["source_topic"] == names.TOPIC_TRANSACTIONS and r["source_offset"] >= since.get(r["source_partition"], 0)
     ]
+    decided = [
+        r["txn_id"] for r in _scan(cfg, names.RAW_FRAUD_DECISIONS, ("txn_id",)) if r["txn_id"] in valid_txn_ids
+    ]
     return Reconciliation(
-        len(valid_txn_ids), len(set(landed)), len(landed) - len(set(landed)), malformed, len(dlq), 0.0
+        valid_produced=len(valid_txn_ids),
+        valid_landed=len(set(landed)),
+        duplicates=len(landed) - len(set(landed)),
+        malformed_produced=malformed,
+        dead_lettered=len(set(dlq)),
+        valid_decided=len(set(decided)),
+        waited_s=0.0,
+        dead_letter_repeats=len(dlq) - len(set(dlq)),
+        decision_repeats=len(decided) - len(set(decided)),
     )
 
 

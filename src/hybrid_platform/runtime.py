@@ -318,11 +318,10 @@ def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
         # those caches filled the TaskManager's ~400 MB of direct memory; the next read died with "Cannot
         # reserve ... direct buffer memory" and its job waited 300 s on the lost range. Larger temporary
         # buffers are now freed right after use instead of cached.
-        # GC: the TaskManager runs the latency-bound scorer beside lake_ingest's Iceberg writers in one JVM,
-        # and a collector pause stops both. G1 with a short pause goal (the default goal, 200 ms, let young
-        # collections of ~50 ms every two seconds into the decision p99).
-        "env.java.opts.taskmanager": "-Djdk.nio.maxCachedBufferSize=262144 "
-        + os.environ.get("HDP_FLINK_TM_GC", "-XX:+UseG1GC -XX:MaxGCPauseMillis=10"),
+        # GC: a collector pause stops every task of the TaskManager, the scorer's included. G1 with a 20 ms
+        # pause goal (its default goal, 200 ms, let young collections of ~50 ms into the decision p99; 10 ms
+        # made them so frequent that the collector took more CPU than it saved).
+        "env.java.opts.taskmanager": "-Djdk.nio.maxCachedBufferSize=262144 -XX:+UseG1GC -XX:MaxGCPauseMillis=20",
         "python.executable": python,
         "python.client.executable": python,
         "web.cancel.enable": "true",

@@ -12,7 +12,8 @@ import pytest
 
 from bench import etl_sql, harness, report
 from bench.legs import scheduling_latencies
-from bench.streaming import latency_stats, left_a_backlog
+from bench.probe import latency_summary
+from bench.streaming import frontier, job_of_thread, latency_stats
 
 
 def test_summarize_gives_median_spread_and_rerun_interval() -> None:
@@ -138,7 +139,7 @@ def test_etl_query_names_the_tables_and_normalizes_rows() -> None:
 
 def test_report_renders_every_leg(tmp_path: Path) -> None:
     results = {
-        "profile": {"name": "quick", "repeats": 3, "variant_rate": 1000},
+        "profile": {"name": "quick", "repeats": 3},
         "machine": {"cores": 2, "cpu_model": "x", "memory_gb": 24, "git_revision": "abc"},
         "legs": {
             "kafka_floor": {
@@ -148,21 +149,22 @@ def test_report_renders_every_leg(tmp_path: Path) -> None:
             "flink_streaming": {
                 "by_rate": {
                     "1000": {
-                        "p50_ms": harness.summarize([300]),
-                        "p99_ms": harness.summarize([900]),
-                        "kept_up": True,
-                        "latencies_ms": [100.0, 300.0, 900.0],
+                        "decision": {
+                            **{k: harness.summarize([v]) for k, v in (("p50_ms", 6), ("p99_ms", 30), ("p999_ms", 60))},
+                            "kept_up": True,
+                            "cdf_ms": [3.0, 6.0, 30.0],
+                        },
+                        "alert_visible": {
+                            **{k: harness.summarize([v]) for k, v in (("p50_ms", 600), ("p99_ms", 1100))},
+                            "kept_up": True,
+                            "cdf_ms": [500.0, 1100.0],
+                        },
+                        "us_per_event_by_job": {"fraud_scoring": harness.summarize([40])},
+                        "cores_by_service": {"kafka": harness.summarize([0.1])},
                     }
                 },
-                "variants": {
-                    "sql": {
-                        "p99_ms": harness.summarize([700]),
-                        "latencies_ms": [200.0, 700.0],
-                        "python_mode_in_use": "none",
-                    }
-                },
-                "max_sustained_rate": 1000,
-                "max_rate_tested": 1000,
+                "settings": {"checkpoints/config interval": "1000"},
+                "frontier": {"decision (at least once)": {"p99_under_50_ms": {"rate": 1000, "per_core": 500}}},
             },
             "batch": {
                 "input_rows": 1000,
@@ -175,7 +177,9 @@ def test_report_renders_every_leg(tmp_path: Path) -> None:
         },
     }
     rows = report.headline(results)
-    assert any(row[0] == "Flink fraud_scoring p50 / p99 at 1,000/s" and "engine overhead" in row[1] for row in rows)
+    assert any(row[0] == "Flink decision p50 / p99 / p99.9 at 1,000/s (at least once)" for row in rows)
+    assert any(row[0] == "Flink alert p50 / p99 at 1,000/s (exactly once)" and "1.10 s" in row[1] for row in rows)
+    assert any("p99 < 50 ms: 1,000/s (500/s per core)" in row[1] for row in rows)
     path = report.write_report(results, tmp_path)
     text = path.read_text()
     assert "latency_vs_rate.png" in text and "batch_throughput.png" in text and "`ml`: RuntimeError: boom" in text
@@ -193,7 +197,9 @@ def _run(p99s: list[float], warm: list[float]) -> dict[str, object]:
         "machine": {"git_revision": "abc"},
         "legs": {
             "flink_streaming": {
-                "by_rate": {"1000": {"p50_ms": harness.summarize(p99s), "p99_ms": harness.summarize(p99s)}}
+                "by_rate": {
+                    "1000": {"decision": {"p50_ms": harness.summarize(p99s), "p99_ms": harness.summarize(p99s)}}
+                }
             },
             "batch": {"engines": {"spark": {"warm_s": harness.summarize(warm), "cold_s": harness.summarize(warm)}}},
         },
@@ -204,7 +210,7 @@ def test_compare_holds_each_median_against_the_other_runs_rerun_interval() -> No
     first = _run([700, 750, 800], [2.5, 2.55, 2.6])
     second = _run([760, 790, 900], [4.0, 4.1, 4.2])
     rows = {row["metric"]: row for row in report.compare(first, second)}
-    flink = rows["Flink p99 (ms) at 1000/s"]
+    flink = rows["Flink decision p99 (ms) at 1000/s"]
     assert flink["second_in_first_interval"] and flink["first_in_second_interval"]
     assert not flink["first_in_second_min_max"]  # 750 below 760: min-max calls a 6% move a miss
     assert not rows["Batch spark warm (s)"]["second_in_first_interval"]  # 60% slower is a real change
@@ -257,15 +263,17 @@ def test_reference_speed_is_a_positive_time() -> None:
 def test_targets_report_what_was_not_measured_instead_of_passing_it() -> None:
     results = {
         "legs": {
-            "flink_streaming": {"by_rate": {"300": {"p99_ms": harness.summarize([100])}}},
-            "spark_streaming": {"by_trigger": {"asap": {"by_rate": {"300": {"p99_ms": harness.summarize([400])}}}}},
+            "flink_streaming": {"by_rate": {"1000": {"decision": {"p99_ms": harness.summarize([100])}}}},
+            "spark_streaming": {
+                "by_trigger": {"asap": {"by_rate": {"1000": {"decision": {"p99_ms": harness.summarize([400])}}}}}
+            },
             "batch": {"ratios": {"spark_over_flink_warm": 2.5, "duckdb_over_spark_warm": 7.9}},
             "orchestration": {"parse_s": {"a": harness.summarize([0.1, 0.2])}},
         }
     }
     verdicts = {target: (measured, verdict) for target, measured, verdict in report.targets(results)}
-    assert verdicts[report.TARGET_TEXT["flink_p99_5000"]] == ("not measured (full profile only)", "—")
-    assert verdicts[report.TARGET_TEXT["flink_vs_spark"]] == ("asap at 300/s: 4.0x", "missed")
+    assert verdicts[report.TARGET_TEXT["flink_p99_5000"]] == ("not measured", "—")
+    assert verdicts[report.TARGET_TEXT["flink_vs_spark"]] == ("asap at 1,000/s: 4x", "missed")
     assert verdicts[report.TARGET_TEXT["spark_vs_flink_batch"]][1] == "met"
     assert verdicts[report.TARGET_TEXT["spark_vs_duckdb"]][1] == "missed"
     assert verdicts[report.TARGET_TEXT["dag_parse"]] == ("slowest 0.200 s (max over repeats)", "met")
@@ -276,10 +284,10 @@ def test_job_settings_are_read_from_the_line_fraud_scoring_prints() -> None:
 
     from hybrid_platform.config import REPO_ROOT
 
-    job_source = (REPO_ROOT / "flink_jobs" / "fraud_scoring.py").read_text()
-    assert f'JOB_SETTINGS_PREFIX = "{streaming.JOB_SETTINGS_PREFIX}"' in job_source
-    output = 'Job has been submitted with JobID abc\njob settings: {"python.execution-mode": "thread"}\n'
-    assert streaming._printed_settings(output) == {"python.execution-mode": "thread"}
+    settings = (REPO_ROOT / "flink_jobs" / "lib" / "settings.py").read_text()
+    assert f'JOB_SETTINGS_PREFIX = "{streaming.JOB_SETTINGS_PREFIX}"' in settings
+    output = 'Job has been submitted with JobID abc\njob settings: {"pipeline.object-reuse": "true"}\n'
+    assert streaming._printed_settings(output) == {"pipeline.object-reuse": "true"}
     assert streaming._printed_settings("no such line") == {}
 
 
@@ -292,13 +300,37 @@ def test_cdf_points_keep_the_extremes_and_bound_the_size() -> None:
     assert cdf_points([1.0, 2.0]) == [1.0, 2.0]
 
 
-def test_flink_restarts_before_the_variants_only_after_a_backlog_or_a_run_with_no_results() -> None:
-    kept_up = {"kept_up": True, "drain_s": 0.8}
-    a_few_seconds_behind = {"kept_up": False, "drain_s": 5.8}
-    assert not left_a_backlog([kept_up, a_few_seconds_behind])
-    assert left_a_backlog([kept_up, {"kept_up": False, "drain_s": 45.0}])
-    assert left_a_backlog([kept_up, {"kept_up": False, "drain_s": None}])  # the job delivered nothing
-    assert not left_a_backlog([])
+def test_latency_summary_drops_the_warm_up_and_sees_a_growing_backlog() -> None:
+    start = 1_000_000
+    flat = [(start + i * 10, 5.0 + (i % 7)) for i in range(1000)]
+    summary = latency_summary(flat, start, warmup_s=2.0)
+    assert summary["samples"] == 800 and summary["kept_up"] and summary["p50_ms"] == pytest.approx(8.0)
+    assert len(summary["cdf_ms"]) == 500
+    growing = [(start + i * 10, 5.0 + i) for i in range(1000)]
+    assert not latency_summary(growing, start, warmup_s=0.0)["kept_up"]
+    assert latency_summary([], start, 0.0) == {"samples": 0}
+
+
+def test_frontier_is_the_highest_rate_holding_each_objective() -> None:
+    def at(p99: float, kept_up: bool = True) -> dict[str, object]:
+        return {"decision": {"p99_ms": harness.summarize([p99]), "kept_up": kept_up}}
+
+    by_rate = {"1000": at(20), "5000": at(45), "7500": at(400), "10000": at(900, kept_up=False)}
+    bounds = frontier(by_rate, "decision", cores=2)
+    assert bounds["p99_under_50_ms"] == {"rate": 5000, "per_core": 2500}
+    assert bounds["p99_under_1000_ms"] == {"rate": 7500, "per_core": 3750}
+    assert frontier({}, "decision", cores=2)["p99_under_50_ms"] == {"rate": None, "per_core": None}
+
+
+def test_taskmanager_threads_are_attributed_to_their_job() -> None:
+    vertices = {"fraud_scoring": ["Source: source: transactions", "decide on arrival"], "lake_ingest": ["Source: x"]}
+    assert job_of_thread("decide on arrival -> (sink ...) (1/1)#0", vertices, ["fraud_scoring"]) == "fraud_scoring"
+    assert job_of_thread("Source Data Fetcher for Source: x -> ...", vertices, ["lake_ingest"]) == "lake_ingest"
+    assert job_of_thread("kafka-producer-network-thread | producer-fraud_scoring-alerts-0-1", vertices, []) == (
+        "fraud_scoring"
+    )
+    assert job_of_thread("GC Thread#0", vertices, ["lake_ingest"]) == "lake_ingest"
+    assert job_of_thread("GC Thread#0", vertices, ["lake_ingest", "fraud_scoring"]) == "shared"
 
 
 def test_dag_parse_samples_are_taken_in_the_orchestration_leg_and_the_legs_the_profile_names() -> None:

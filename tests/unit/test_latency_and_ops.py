@@ -69,29 +69,37 @@ class _FakeConsumer:
         pass
 
 
-@pytest.mark.parametrize("alerts_topic", [None, "fraud_alerts_spark"])
-def test_measure_reads_the_alerts_topic_it_is_given(monkeypatch: pytest.MonkeyPatch, alerts_topic: str | None) -> None:
+@pytest.mark.parametrize("topics", [{}, {"decisions_topic": "d2", "alerts_topic": "a2"}], ids=["defaults", "given"])
+def test_measure_times_decisions_by_the_broker_stamp_and_alerts_on_arrival(
+    monkeypatch: pytest.MonkeyPatch, topics: dict[str, str]
+) -> None:
     import time
 
     from hybrid_platform import config, latency, names
 
-    produced_at = int(time.time() * 1000) - 250
+    sent = int(time.time() * 1000) - 250
+    decision = f'{{"txn_id": "t1", "decision": "review", "source_ts": {sent}}}'.encode()
     opened: list[tuple[str, bool]] = []
 
-    def fake_consumer(cfg: object, topic: str, start_ms: int, read_committed: bool) -> _FakeConsumer:
+    def fake_consumer(cfg: object, topic: str, start_ms: int, read_committed: bool, lazy: bool = False) -> object:
         opened.append((topic, read_committed))
-        if topic == names.TOPIC_TRANSACTIONS:
-            return _FakeConsumer([_FakeMessage(b'{"txn_id": "t1"}', produced_at)])
-        return _FakeConsumer([_FakeMessage(b'{"txn_id": "t1"}', 0)])
+        if read_committed:  # the alerts
+            return _FakeConsumer([_FakeMessage(b'{"txn_id": "t1"}', 0)])
+        # The same decision twice (at least once), appended 7 ms after it was sent.
+        return _FakeConsumer([_FakeMessage(decision, sent + 7), _FakeMessage(decision, sent + 9)])
 
     monkeypatch.setattr(latency, "consumer_from", fake_consumer)
-    options = {} if alerts_topic is None else {"alerts_topic": alerts_topic}
-    report = latency.measure(config.load(), duration_s=0.1, grace_s=0.0, **options)
+    report = latency.measure(config.load(), duration_s=0.1, grace_s=0.0, **topics)
 
     assert sorted(opened) == sorted(
-        [(names.TOPIC_TRANSACTIONS, False), (alerts_topic or names.TOPIC_FRAUD_ALERTS, True)]
+        [
+            (topics.get("decisions_topic", names.TOPIC_FRAUD_DECISIONS), False),
+            (topics.get("alerts_topic", names.TOPIC_FRAUD_ALERTS), True),
+        ]
     )
-    assert report.alerts_matched == 1 and report.p50_ms is not None and report.p50_ms >= 250
+    assert report.decisions_seen == 1 and report.decision.p50_ms == 7
+    assert report.alert.samples == 1 and report.alert.p50_ms is not None and report.alert.p50_ms >= 250
+    assert "at least once" in report.summary() and "exactly once" in report.summary()
 
 
 def test_latency_cli_takes_an_alerts_topic() -> None:

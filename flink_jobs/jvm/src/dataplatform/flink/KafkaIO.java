@@ -80,8 +80,8 @@ public final class KafkaIO {
                         : OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST))
                 .setDeserializer(new RawDeserializer())
                 .setProperties(properties(clientProperties))
-                // Fetch what is there at once: the decision latency starts when the record is written.
-                .setProperty("fetch.max.wait.ms", "10")
+                // fetch.min.bytes stays 1: a fetch returns as soon as a record is there (the latency path);
+                // fetch.max.wait.ms (500 ms) only bounds an idle fetch, so it stays at its default too.
                 .setProperty("commit.offsets.on.checkpoint", "true")
                 .build();
     }

@@ -69,7 +69,7 @@ status: ## Show what runs where: URLs, PIDs, health, memory
 	$(HDP) status
 
 # [template:reference]
-bench: setup ## Benchmarks on a private runtime: BENCH_PROFILE=quick (~9 min on 2 cores) or full; writes bench/results/<profile>/
+bench: setup ## Benchmarks on a private runtime: BENCH_PROFILE=quick (~25 min on 2 cores) or full; writes bench/results/<profile>/
 	$(VENV)/bin/python -m bench --profile $(BENCH_PROFILE) $(BENCH_ARGS)
 # [/template:reference]
 

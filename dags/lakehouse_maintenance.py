@@ -21,7 +21,13 @@ from airflow.sdk import dag, task
 
 from hybrid_platform import names
 
-RAW_TABLES = [names.RAW_TRANSACTIONS, names.RAW_FRAUD_LABELS, names.RAW_FRAUD_ALERTS, names.RAW_TRANSACTIONS_DLQ]
+RAW_TABLES = [
+    names.RAW_TRANSACTIONS,
+    names.RAW_FRAUD_LABELS,
+    names.RAW_FRAUD_ALERTS,
+    names.RAW_FRAUD_DECISIONS,
+    names.RAW_TRANSACTIONS_DLQ,
+]
 PUBLISHED_TABLES = [names.SILVER_TRANSACTIONS, *names.GOLD_TABLES]
 
 

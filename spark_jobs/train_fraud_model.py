@@ -11,7 +11,7 @@
    out of the examples (they still feed the features of later rows). Silver keeps only the newest label
    per transaction, so a fraud label overturned after the cutoff counts as unknown (rare).
 2. **Model inputs** computed in Spark are exactly ``hybrid_platform.model.model_inputs`` — the inputs the
-   Flink UDF computes per transaction — with ``country=<CC>`` indicators for the most frequent countries
+   Flink job computes per transaction — with ``country=<CC>`` indicators for the most frequent countries
    of the training split. A unit test compares both on the same rows.
 3. **Time-based holdout**: the newest ``--holdout-share`` of the examples by event time; countries, the
    scaler and the model see only the older part. ``VectorAssembler -> StandardScaler(withMean, withStd)
@@ -21,7 +21,7 @@
    ``-log(w_fraud / w_genuine)`` (the prior correction for weighted sampling), so the artifact scores a
    *calibrated* probability: Flink alerts on ``max(rules, model) >= 0.5``, and a balanced-weight score
    would flood it with alerts. The shift changes no ranking metric.
-4. **Evaluation of the exported artifact**, scored in plain Python exactly as the Flink UDF scores
+4. **Evaluation of the exported artifact**, scored in plain Python exactly as the Flink job scores
    (``model.score_features`` and ``rules.score_transaction``), on the holdout: AUC-PR (average
    precision) and precision at an alert budget (the top ``--alert-budget`` of holdout transactions),
    against the stated baseline — the rules-only scorer — and the prevalence; the current champion is
@@ -139,6 +139,23 @@ def training_examples(silver: DataFrame, as_of_ms: int, maturity_ms: int = 0, si
     return label_known_at(examples, as_of_ms).drop("is_fraud", "labeled_at")
 
 
+def with_served_features(examples: DataFrame, decisions: DataFrame) -> DataFrame:
+    """Where the online job logged the features it decided on (``raw.fraud_decisions``, same feature spec),
+    train on those instead of the recomputed ones: the model then learns from exactly what scoring saw (they
+    differ only for transactions that arrived out of order). Adds ``served`` (1 where the log was used).
+
+    The log is at least once: any copy of a decision carries the same features (replays are deterministic).
+    """
+    logged = (
+        decisions.where(F.col("feature_spec_version") == F.lit(FEATURE_SPEC_VERSION))
+        .groupBy("txn_id")
+        .agg(F.first("features").alias("_served"))
+    )
+    joined = examples.join(logged, "txn_id", "left")
+    served = {name: F.coalesce(F.col("_served")[name], F.col(name)) for name in FEATURE_NAMES}
+    return joined.withColumns({**served, "served": F.col("_served").isNotNull().cast("int")}).drop("_served")
+
+
 def input_names(countries: Sequence[str]) -> tuple[str, ...]:
     """The model's inputs in artifact order: per-card features, derived inputs, country indicators."""
     return (*FEATURE_NAMES, *DERIVED_INPUT_NAMES, *(f"country={country}" for country in countries))
@@ -254,7 +271,7 @@ def model_version(created: datetime, feature_names: Sequence[str], parameters: L
 
 @dataclass(frozen=True)
 class HoldoutRows:
-    """The holdout as column lists: what the Flink UDF gets per transaction, and the label."""
+    """The holdout as column lists: what the Flink job scores per transaction, and the label."""
 
     features: list[dict[str, float]]
     amount: list[float]
@@ -272,7 +289,7 @@ def collect_holdout(holdout: DataFrame) -> HoldoutRows:
     columns = [*FEATURE_NAMES, "amount", "mcc", "channel", "country", LABEL]
     table = holdout.select(
         *[F.col(name).cast("double") for name in FEATURE_NAMES],
-        F.col("amount").cast("double"),  # what the UDF does: float(amount)
+        F.col("amount").cast("double"),  # what the scorer does: the amount as a double
         "mcc",
         "channel",
         "country",
@@ -501,7 +518,13 @@ def run(
     snapshot_id = main_snapshot_id(spark, table)
     silver = spark.sql(f"SELECT * FROM {table} VERSION AS OF {snapshot_id}")
     since_ms = None if options.lookback_days is None else options.as_of_ms + 1 - options.lookback_days * 86_400_000
-    examples = training_examples(silver, options.as_of_ms, options.maturity_days * 86_400_000, since_ms).cache()
+    examples = training_examples(silver, options.as_of_ms, options.maturity_days * 86_400_000, since_ms)
+    decisions_table = f"{cfg.catalog.name}.{names.RAW_FRAUD_DECISIONS}"
+    if spark.catalog.tableExists(decisions_table):
+        examples = with_served_features(examples, spark.table(decisions_table))
+    else:
+        examples = examples.withColumn("served", F.lit(0))
+    examples = examples.cache()
     boundary = examples.select(
         F.percentile_approx("event_time", 1.0 - options.holdout_share, _QUANTILE_ACCURACY).alias("holdout_from")
     ).first()
@@ -601,6 +624,8 @@ def run(
             "holdout_from": _iso(holdout_from_ms),
             "maturity_days": str(options.maturity_days),
             "lookback_days": "all" if options.lookback_days is None else str(options.lookback_days),
+            # Examples whose features came from the online job's decision log rather than recomputation.
+            "served_feature_rows": str(examples.where(F.col("served") == 1).count()),
         },
     )
     decision = promotion_decision(

@@ -1,8 +1,9 @@
 """The event contract on Kafka (JSON, UTF-8): parsing, validation and the records the platform writes.
 
-``parse_transaction`` runs inside a Flink UDF for every record, so validation is hand-written on the
-stdlib ``json`` module (no jsonschema). The JSON Schemas in ``schemas/`` document the same contract for
-other consumers; a unit test keeps both in agreement. Parsers never raise: a bad record yields a short,
+``parse_transaction`` is the contract's reference parser (the Spark streaming job runs it per record; the
+Flink jobs run its Java twin, held to the same verdicts by conformance tests), so validation is hand-written
+on the stdlib ``json`` module (no jsonschema). The JSON Schemas in ``schemas/`` document the same contract
+for other consumers; a unit test keeps both in agreement. Parsers never raise: a bad record yields a short,
 stable reason (``missing_field:amount``, ``invalid_field:amount:not a number``, ...) for the DLQ.
 """
 

@@ -11,8 +11,9 @@ gets, over *its card's* transactions:
 
 The transaction itself is in its own windows. **Online** (the Flink job, ``flink_jobs/jvm``) a
 transaction is decided the moment it arrives, so "the card's transactions" are those that *have arrived*
-before it: a transaction arriving after a later-stamped one of the same card (out of order) does not see
-it, and one arriving late sees the full history it belongs to (late by up to ``ALLOWED_LATENESS_SECONDS``).
+before it: a transaction decided before an earlier-stamped one of its card arrived (out of order) does not
+count that one, and one arriving late sees the full history it belongs to (late by up to
+``ALLOWED_LATENESS_SECONDS``).
 **Offline** (Spark, training) every transaction sees all of the card's transactions by event time. The
 two agree exactly whenever a card's transactions arrive in time order; the parity test measures how often
 the generator's out-of-order traffic makes them differ (rarely, and only for the out-of-order events). The

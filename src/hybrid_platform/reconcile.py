@@ -78,9 +78,7 @@ def check(cfg: PlatformConfig, valid_txn_ids: set[str], malformed: int, since: d
         for r in _scan(cfg, names.RAW_TRANSACTIONS_DLQ, ("source_topic", "source_partition", "source_offset"))
         if r["source_topic"] == names.TOPIC_TRANSACTIONS and r["source_offset"] >= since.get(r["source_partition"], 0)
     ]
-    decided = [
-        r["txn_id"] for r in _scan(cfg, names.RAW_FRAUD_DECISIONS, ("txn_id",)) if r["txn_id"] in valid_txn_ids
-    ]
+    decided = [r["txn_id"] for r in _scan(cfg, names.RAW_FRAUD_DECISIONS, ("txn_id",)) if r["txn_id"] in valid_txn_ids]
     return Reconciliation(
         valid_produced=len(valid_txn_ids),
         valid_landed=len(set(landed)),

@@ -280,3 +280,24 @@ def test_main_rejects_a_bad_date_in_one_line(capsys: pytest.CaptureFixture[str])
         training.main(["--as-of", "yesterday"], prog="hdp batch train")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_training_uses_the_features_the_online_job_served_where_it_logged_them(spark: Any) -> None:
+    computed = {name: 1.0 for name in FEATURE_NAMES}
+    served = {name: 2.0 for name in FEATURE_NAMES}
+    examples = spark.createDataFrame(
+        [{"txn_id": "a", **computed}, {"txn_id": "b", **computed}, {"txn_id": "c", **computed}]
+    )
+    decisions = spark.createDataFrame(
+        [
+            ("a", FEATURE_SPEC_VERSION, served),
+            ("a", FEATURE_SPEC_VERSION, served),  # at least once: a repeat after a restart
+            ("c", "card_features/v1", served),  # another feature definition: not the same features
+        ],
+        "txn_id string, feature_spec_version string, features map<string, double>",
+    )
+    rows = {r["txn_id"]: r for r in training.with_served_features(examples, decisions).collect()}
+    assert len(rows) == 3
+    assert rows["a"]["served"] == 1 and all(rows["a"][name] == pytest.approx(2.0) for name in FEATURE_NAMES)
+    assert rows["b"]["served"] == 0 and rows["b"]["txn_count_1m"] == pytest.approx(1.0)
+    assert rows["c"]["served"] == 0 and rows["c"]["txn_count_1m"] == pytest.approx(1.0)

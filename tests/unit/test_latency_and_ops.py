@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from hybrid_platform import flink_ops
-from hybrid_platform.latency import LatencyReport, percentile
+from hybrid_platform.latency import LatencyReport, Percentiles, percentile
 
 
 def test_nearest_rank_percentiles_are_real_samples() -> None:
@@ -17,8 +17,10 @@ def test_nearest_rank_percentiles_are_real_samples() -> None:
 
 
 def test_report_summary_without_samples_says_so() -> None:
-    report = LatencyReport(10, 100, 0, 0, 10.0, None, None, None, None)
-    assert report.summary().startswith("no alerts matched")
+    report = LatencyReport(10, 100, 0, Percentiles.of([5.0, 9.0]), Percentiles.of([]))
+    assert report.summary().startswith("decisions (at least once): p50 5 ms")
+    assert "alerts (exactly once, read committed): no samples" in report.summary()
+    assert report.throughput_per_s == 10
 
 
 def test_local_uris_compare_in_flinks_form(tmp_path: Path) -> None:

@@ -520,7 +520,7 @@ def run(
     since_ms = None if options.lookback_days is None else options.as_of_ms + 1 - options.lookback_days * 86_400_000
     examples = training_examples(silver, options.as_of_ms, options.maturity_days * 86_400_000, since_ms)
     decisions_table = f"{cfg.catalog.name}.{names.RAW_FRAUD_DECISIONS}"
-    if spark.catalog.tableExists(decisions_table):
+    if tables.table_exists(spark, decisions_table):
         examples = with_served_features(examples, spark.table(decisions_table))
     else:
         examples = examples.withColumn("served", F.lit(0))

@@ -38,7 +38,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from hybrid_platform import flink_ops, names
+from hybrid_platform import flink_ops, job_lock, names
 from hybrid_platform.config import PlatformConfig
 from hybrid_platform.flink_ops import FlinkOpsError, JobInfo
 
@@ -321,6 +321,10 @@ def ensure_running(
     recovered_at: int | None = None
     restored_from: str | None = None
     started_job = False
+    with contextlib.suppress(FlinkOpsError):  # a JobManager that is down has no duplicates: the loop handles it
+        for duplicate in flink_ops.resolve_duplicates(cfg, job):
+            actions.append("cancel_duplicate")
+            steps.append({"at_s": 0.0, "action": "cancel_duplicate", "reason": f"second copy {duplicate}"})
 
     while True:
         obs = observe(cfg, job, policy)
@@ -368,6 +372,9 @@ def ensure_running(
                 assert decision.restore_from is not None
                 try:
                     flink_ops.restore(cfg, job, from_path=decision.restore_from, args=job_args)
+                except flink_ops.AlreadyRunning:  # another actor started it meanwhile: observe it again
+                    started_job = False
+                    continue
                 except Exception as error:  # FlinkOpsError, RuntimeFailure from `flink run`, a timeout
                     raise LifecycleError(
                         f"{job}: restore from {decision.restore_from} failed: {error}. Not deploying it fresh: "
@@ -652,6 +659,17 @@ def prune_savepoints(cfg: PlatformConfig, job: str, running_job_id: str, keep: i
             continue
         shutil.rmtree(old, ignore_errors=True)
         deleted.append(uri)
+    # Copies made for earlier runs to claim (flink_ops.claimable_copy): a claiming run deletes its own once
+    # subsumed; a run that does not claim leaves it, and only the running job's may still be needed.
+    runs = flink_ops.deployments(cfg, job)
+    in_use = {str(run.get("claimed_copy")) for run in runs if run["job_id"] == running_job_id}
+    own = {str(run["claimed_copy"]) for run in runs if run.get("claimed_copy")}
+    for uri in sorted(own - in_use):
+        if uri.startswith("file:"):
+            path = flink_ops.local_path(uri)
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                deleted.append(uri)
     return deleted
 
 
@@ -687,17 +705,20 @@ def upgrade(
         raise LifecycleError(f"{job} is {state}: nothing to upgrade safely; let ensure_running bring it back first")
     job_args = list(args) if args is not None else flink_ops.last_args(cfg, job)
     started = time.monotonic()
-    location = flink_ops.stop(cfg, job)
-    log.info("%s: stopped %s with savepoint %s", job, info.job_id, location)
-    try:
-        new, _ = flink_ops.deploy(cfg, job, args=job_args, restore_from=location)
-        await_checkpoint(cfg, new.job_id, _now_ms(), verify_timeout_s)
-    except Exception as error:  # whatever failed, the one thing the operator needs is the savepoint
-        raise LifecycleError(
-            f"upgrade of {job} failed after it was stopped with savepoint {location}: {error}. The job is stopped; "
-            f"restore it from that savepoint: `hdp flink restore {job} --from {location}` once the code is fixed or "
-            "reverted (the next `ensure` run of the flink_jobs DAG does the same with the previous arguments)"
-        ) from error
+    # Held from the stop to the new run: an ensure_running in between would restore the old code.
+    with job_lock.held(cfg, job):
+        location = flink_ops.stop(cfg, job)
+        log.info("%s: stopped %s with savepoint %s", job, info.job_id, location)
+        try:
+            new, _ = flink_ops.deploy(cfg, job, args=job_args, restore_from=location)
+            await_checkpoint(cfg, new.job_id, _now_ms(), verify_timeout_s)
+        except Exception as error:  # whatever failed, the one thing the operator needs is the savepoint
+            raise LifecycleError(
+                f"upgrade of {job} failed after it was stopped with savepoint {location}: {error}. The job is "
+                f"stopped; restore it from that savepoint: `hdp flink restore {job} --from {location}` once the code "
+                "is fixed or reverted (the next `ensure` run of the flink_jobs DAG does the same with the previous "
+                "arguments)"
+            ) from error
     duration = round(time.monotonic() - started, 1)
     log.info("%s: upgraded %s -> %s from %s in %.1f s", job, info.job_id, new.job_id, location, duration)
     return UpgradeResult(job, info.job_id, new.job_id, location, tuple(job_args), duration)

@@ -8,6 +8,9 @@ the job's last checkpoint even after the JobManager itself restarted and forgot 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -23,11 +26,16 @@ JOBS: dict[str, Path] = {
     names.JOB_FRAUD_SCORING: REPO_ROOT / "flink_jobs" / "fraud_scoring.py",
     names.JOB_LAKE_INGEST: REPO_ROOT / "flink_jobs" / "lake_ingest.py",
 }
+log = logging.getLogger(__name__)
 ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
 
 
 class FlinkOpsError(RuntimeError):
     """A lifecycle operation failed; the message says what happened and what to do."""
+
+
+class AlreadyRunning(FlinkOpsError):
+    """A restore was asked for a job that runs (another actor may have just started it)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,27 @@ def active_job(cfg: PlatformConfig, job: str) -> JobInfo | None:
     return next((j for j in jobs(cfg) if j.name == job and j.state in ACTIVE_STATES), None)
 
 
+def active_copies(cfg: PlatformConfig, job: str) -> list[JobInfo]:
+    """Every active run of ``job``, oldest first (more than one is a fault: see :func:`resolve_duplicates`)."""
+    return sorted((j for j in jobs(cfg) if j.name == job and j.state in ACTIVE_STATES), key=lambda j: j.start_time)
+
+
+def resolve_duplicates(cfg: PlatformConfig, job: str) -> list[str]:
+    """Cancel every active copy of ``job`` but the oldest; returns the cancelled job ids.
+
+    The lock keeps platform paths from starting a second copy; this catches one that slipped past it (a
+    submission from outside the platform, a lease that expired under a stalled holder). The oldest copy is
+    kept: it holds the transactions and offsets the newer one started from.
+    """
+    copies = active_copies(cfg, job)
+    cancelled = []
+    for extra in copies[1:]:
+        log.warning("%s: a second copy %s runs beside %s; cancelling it", job, extra.job_id, copies[0].job_id)
+        request(cfg, "PATCH", f"/jobs/{extra.job_id}?mode=cancel")
+        cancelled.append(extra.job_id)
+    return cancelled
+
+
 def latest_job(cfg: PlatformConfig, job: str) -> JobInfo | None:
     """The active run of ``job`` if there is one, else its newest run the JobManager still knows (any state)."""
     runs = [j for j in jobs(cfg) if j.name == job]
@@ -110,7 +139,12 @@ def _deployments_dir(cfg: PlatformConfig) -> Path:
 
 
 def _record_deployment(
-    cfg: PlatformConfig, job: str, job_id: str, restored_from: str | None, args: list[str] | None = None
+    cfg: PlatformConfig,
+    job: str,
+    job_id: str,
+    restored_from: str | None,
+    args: list[str] | None = None,
+    claimed: str | None = None,
 ) -> None:
     folder = _deployments_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +155,7 @@ def _record_deployment(
             "job_id": job_id,
             "deployed_at": int(time.time() * 1000),
             "restored_from": restored_from,
+            "claimed_copy": claimed,
             "args": list(args or []),
         }
     )
@@ -141,34 +176,50 @@ def last_args(cfg: PlatformConfig, job: str) -> list[str]:
 def deploy(
     cfg: PlatformConfig, job: str, args: list[str] | None = None, restore_from: str | None = None
 ) -> tuple[JobInfo, bool]:
-    """Ensure ``job`` runs; submit it (from ``restore_from`` if given) only when absent. Returns (job, submitted)."""
-    from hybrid_platform import runtime
+    """Ensure ``job`` runs; submit it (from ``restore_from`` if given) only when absent. Returns (job, submitted).
+
+    Serialized per job across every actor by :mod:`job_lock`: at most one copy of a job, whoever asks.
+    """
+    from hybrid_platform import job_lock, runtime
 
     _check_job(job)
-    running = active_job(cfg, job)
-    if running is not None:
-        return running, False
-    # The Kafka source fails (and restarts forever) on a topic that does not exist yet: create them first.
-    from hybrid_platform import generator
+    with job_lock.held(cfg, job):
+        resolve_duplicates(cfg, job)
+        running = active_job(cfg, job)
+        if running is not None:
+            return running, False
+        # The Kafka source fails (and restarts forever) on a topic that does not exist yet: create them first.
+        from hybrid_platform import generator
 
-    generator.ensure_topics(cfg, names.ALL_TOPICS)
-    restore_options = ["-s", restore_from] if restore_from else []
-    result = runtime.flink_run(cfg, JOBS[job], args or [], detached=True, extra_options=restore_options)
-    job_id = job_id_from_output(result.stdout + result.stderr)
-    _record_deployment(cfg, job, job_id, restore_from, args)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        info = next((j for j in jobs(cfg) if j.job_id == job_id), None)
-        # Deployed = every task running: a savepoint or stop right after needs all of them (a RUNNING job's
-        # tasks may still be deploying).
-        if info and info.all_tasks_running:
-            return info, True
-        if info and info.state in {"FAILED", "CANCELED", "FINISHED"}:
-            raise FlinkOpsError(f"{job} ({job_id}) went to {info.state} after submission: {root_cause(cfg, job_id)}")
-        time.sleep(0.5)
-    raise FlinkOpsError(
-        f"{job} ({job_id}) was submitted but its tasks are not all running after 60 s: {root_cause(cfg, job_id)}"
-    )
+        generator.ensure_topics(cfg, names.ALL_TOPICS)
+        # Checked again immediately before submitting (the topic check takes a moment).
+        running = active_job(cfg, job)
+        if running is not None:
+            return running, False
+        source = claimable_copy(cfg, restore_from) if restore_from and is_savepoint(restore_from) else restore_from
+        restore_options = ["-s", source] if source else []
+        result = runtime.flink_run(cfg, JOBS[job], args or [], detached=True, extra_options=restore_options)
+        job_id = job_id_from_output(result.stdout + result.stderr)
+        _record_deployment(cfg, job, job_id, restore_from, args, claimed=source if source != restore_from else None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if job_id in resolve_duplicates(cfg, job):  # an older copy appeared after all: it stays
+                kept = active_job(cfg, job)
+                if kept is not None:
+                    return kept, False
+            info = next((j for j in jobs(cfg) if j.job_id == job_id), None)
+            # Deployed = every task running: a savepoint or stop right after needs all of them (a RUNNING job's
+            # tasks may still be deploying).
+            if info and info.all_tasks_running:
+                return info, True
+            if info and info.state in {"FAILED", "CANCELED", "FINISHED"}:
+                raise FlinkOpsError(
+                    f"{job} ({job_id}) went to {info.state} after submission: {root_cause(cfg, job_id)}"
+                )
+            time.sleep(0.5)
+        raise FlinkOpsError(
+            f"{job} ({job_id}) was submitted but its tasks are not all running after 60 s: {root_cause(cfg, job_id)}"
+        )
 
 
 def root_cause(cfg: PlatformConfig, job_id: str) -> str:
@@ -273,7 +324,7 @@ def _flink_uri(path: Path) -> str:
     return f"file:{path}"
 
 
-def _local_path(uri: str) -> Path:
+def local_path(uri: str) -> Path:
     return Path("/" + uri.removeprefix("file:").lstrip("/"))
 
 
@@ -281,11 +332,47 @@ def _restorable(uri: str) -> bool:
     """A local checkpoint/savepoint still on disk (retention deletes older ones); remote URIs are trusted."""
     if not uri.startswith("file:"):
         return True
-    return (_local_path(uri) / "_metadata").exists()
+    return (local_path(uri) / "_metadata").exists()
 
 
 def _age_key(uri: str) -> float:
-    return _local_path(uri).stat().st_mtime if uri.startswith("file:") else 0.0
+    return local_path(uri).stat().st_mtime if uri.startswith("file:") else 0.0
+
+
+def is_savepoint(uri: str) -> bool:
+    """Flink names every savepoint folder ``savepoint-<job id prefix>-<random>``; checkpoints are ``chk-<n>``."""
+    return uri.rstrip("/").rsplit("/", 1)[-1].startswith("savepoint-")
+
+
+def claimable_copy(cfg: PlatformConfig, uri: str) -> str:
+    """A copy of the savepoint ``uri`` for a run to claim, so the savepoint itself survives the restore.
+
+    A job that restores in CLAIM mode (the changelog state backend needs it) owns the snapshot it started
+    from and deletes it once newer checkpoints subsume it, about a second later. Savepoints are self-contained
+    and relocatable, so the run claims a copy. A retained checkpoint is not copied: restoring from one hands
+    it to the new run, which is what a checkpoint is for; a restore point to keep is a savepoint.
+    """
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    if uri.startswith("file:"):
+        target = cfg.home / "flink" / "claimed" / f"{name}-{stamp}-{os.getpid()}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(local_path(uri), target)
+        return _flink_uri(target)
+    from pyarrow import fs  # type: ignore[import-untyped]
+
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    if cfg.catalog.s3_endpoint and uri.startswith(("s3://", "s3a://")):
+        filesystem = fs.S3FileSystem(
+            endpoint_override=cfg.catalog.s3_endpoint,
+            region=cfg.catalog.s3_region or None,
+            force_virtual_addressing=False,
+        )
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    target_path = f"{parent.rsplit('/', 1)[0]}/claimed/{name}-{stamp}-{os.getpid()}"
+    fs.copy_files(path, target_path, source_filesystem=filesystem, destination_filesystem=filesystem)
+    scheme = uri.split("://", 1)[0]
+    return f"{scheme}://{target_path}"
 
 
 def local_savepoints(cfg: PlatformConfig, job: str) -> list[Path]:
@@ -326,17 +413,22 @@ def restore(
     cfg: PlatformConfig, job: str, from_path: str | None = None, args: list[str] | None = None
 ) -> tuple[JobInfo, str]:
     """Start ``job`` from ``from_path``, else from the newest of its latest checkpoint and savepoint."""
+    from hybrid_platform import job_lock
+
     _check_job(job)
-    if active_job(cfg, job) is not None:
-        raise FlinkOpsError(f"{job} is already running; `hdp flink stop {job}` first")
-    if from_path is None:
-        from_path = newest_restore_point(cfg, job)
+    with job_lock.held(cfg, job):
+        if active_job(cfg, job) is not None:
+            raise AlreadyRunning(f"{job} is already running; `hdp flink stop {job}` first")
         if from_path is None:
-            raise FlinkOpsError(
-                f"no checkpoint or savepoint of {job} found; deploy it fresh with `hdp flink deploy {job}`"
-            )
-    info, _ = deploy(cfg, job, args=args, restore_from=from_path)
-    return info, from_path
+            from_path = newest_restore_point(cfg, job)
+            if from_path is None:
+                raise FlinkOpsError(
+                    f"no checkpoint or savepoint of {job} found; deploy it fresh with `hdp flink deploy {job}`"
+                )
+        info, submitted = deploy(cfg, job, args=args, restore_from=from_path)
+        if not submitted:
+            raise AlreadyRunning(f"{job} is already running ({info.job_id}); `hdp flink stop {job}` first")
+        return info, from_path
 
 
 def status(cfg: PlatformConfig) -> list[dict[str, Any]]:

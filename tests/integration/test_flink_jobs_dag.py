@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import stream_checks
 
 from hybrid_platform import flink_ops, generator, names, runtime
 from hybrid_platform.config import REPO_ROOT, PlatformConfig
@@ -194,7 +195,7 @@ def test_running_jobs_are_left_alone_and_get_a_first_savepoint(
         assert outcome["tasks"][f"{job}.upgrade"] == "skipped"
 
 
-def test_killed_taskmanager_is_brought_back_and_no_event_is_lost_or_doubled(
+def test_killed_taskmanagers_are_brought_back_and_no_event_is_lost_or_doubled(
     jobs_running: PlatformConfig, dag_runner: DagRunner
 ) -> None:
     cfg = jobs_running
@@ -202,19 +203,24 @@ def test_killed_taskmanager_is_brought_back_and_no_event_is_lost_or_doubled(
     producer = Producer(cfg, seed=501, duration_s=30)
     producer.start()
     time.sleep(8)
-    taskmanager = runtime.running(cfg, "flink-taskmanager")
-    assert taskmanager is not None
-    os.killpg(taskmanager.pid, signal.SIGKILL)  # the TaskManager and every process of its session
+    # Every TaskManager, so that both jobs lose their tasks whichever TaskManager runs them.
+    killed = {service: runtime.running(cfg, service) for service in runtime.TASKMANAGERS}
+    for taskmanager in killed.values():
+        assert taskmanager is not None
+        os.killpg(taskmanager.pid, signal.SIGKILL)  # the TaskManager and every process of its session
     killed_at_ms = int(time.time() * 1000)
-    with contextlib.suppress(ChildProcessError):  # this process started it: reap it, as init would
-        os.waitpid(taskmanager.pid, 0)
+    for taskmanager in killed.values():
+        assert taskmanager is not None
+        with contextlib.suppress(ChildProcessError):  # this process started it: reap it, as init would
+            os.waitpid(taskmanager.pid, 0)
     time.sleep(2)
 
     outcome = dag_runner.run({"action": "ensure"})
 
     assert outcome["state"] == "success", outcome
-    back = runtime.running(cfg, "flink-taskmanager")
-    assert back is not None and back.pid != taskmanager.pid, "the TaskManager was started again"
+    for service, taskmanager in killed.items():
+        back = runtime.running(cfg, service)
+        assert taskmanager is not None and back is not None and back.pid != taskmanager.pid, f"{service} restarted"
     for job, old in before.items():
         ensured = outcome["xcoms"][f"{job}.ensure_running"]
         assert ensured["state"] == "RUNNING"
@@ -286,10 +292,96 @@ def test_controlled_upgrade_from_the_dag_keeps_state_and_exactly_once(
     assert upgraded["previous_job_id"] == old.job_id != upgraded["job_id"]
     assert upgraded["savepoint"].startswith(f"file:{cfg.home}/flink/savepoints/savepoint-{old.job_id[:6]}")
     restored = _restored(cfg, upgraded["job_id"])
-    assert restored["is_savepoint"] and restored["external_path"] == upgraded["savepoint"], restored
-    assert flink_ops.deployments(cfg, job)[-1]["args"] == new_args
+    deployment = flink_ops.deployments(cfg, job)[-1]
+    # The run claims a copy of the savepoint; the savepoint itself stays a restore point.
+    assert deployment["restored_from"] == upgraded["savepoint"] != deployment["claimed_copy"]
+    assert restored["is_savepoint"] and restored["external_path"] == deployment["claimed_copy"], restored
+    assert (flink_ops.local_path(upgraded["savepoint"]) / "_metadata").exists()
+    assert deployment["args"] == new_args
     savepoint = outcome["xcoms"][f"{job}.savepoint"]
     assert not savepoint["taken"], "the upgrade's savepoint is fresh: no periodic one needed"
     print(f"{job}: upgraded {old.job_id} -> {upgraded['job_id']} in {upgraded['duration_s']} s")
 
     assert_exactly_once(cfg, producer.valid_txn_ids())
+
+
+def _await_no_copy(cfg: PlatformConfig, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(flink_ops.active_copies(cfg, job) for job in flink_ops.JOBS):
+        assert time.monotonic() < deadline, "jobs still active after cancel"
+        time.sleep(0.5)
+
+
+def test_cli_deploy_racing_the_dag_starts_one_copy_of_each_job(
+    jobs_running: PlatformConfig, dag_runner: DagRunner
+) -> None:
+    """`hdp flink deploy` and the DAG's ensure_running, started at the same moment on stopped jobs, again and
+    again: every time exactly one copy of each job is submitted, and no alert is duplicated after."""
+    cfg = jobs_running
+    hdp = str(REPO_ROOT / ".venv" / "bin" / "hdp")
+    for attempt in range(3):
+        for job in flink_ops.JOBS:
+            flink_ops.cancel(cfg, job)
+        _await_no_copy(cfg)
+        since_ms = int(time.time() * 1000)
+        outcomes: list[dict[str, Any]] = []
+        dag = threading.Thread(target=lambda out=outcomes: out.append(dag_runner.run({"action": "ensure"})))
+        dag.start()
+        cli = subprocess.run(
+            [hdp, "flink", "deploy", "--job-arg=--checkpoint-interval-ms", f"--job-arg={CHECKPOINT_MS}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        dag.join(900)
+        assert cli.returncode == 0, cli.stdout + cli.stderr
+        assert outcomes and outcomes[0]["state"] == "success", outcomes
+        started = [j for j in flink_ops.jobs(cfg) if j.start_time >= since_ms]
+        for job in flink_ops.JOBS:
+            copies = [j.job_id for j in started if j.name == job]
+            assert len(copies) == 1, f"attempt {attempt}: {job} was submitted {len(copies)} times: {copies}"
+            assert len(flink_ops.active_copies(cfg, job)) == 1
+        print(f"attempt {attempt}: one copy each; cli: {cli.stdout.strip()!r}")
+
+    alerts_from = stream_checks.end_offsets(cfg, names.TOPIC_FRAUD_ALERTS)
+    producer = Producer(cfg, seed=504, duration_s=20)
+    producer.start()
+    valid = producer.valid_txn_ids()
+    assert_exactly_once(cfg, valid)
+    alerts = [
+        json.loads(m.value())["txn_id"]
+        for m in stream_checks.read_committed(cfg, names.TOPIC_FRAUD_ALERTS, alerts_from)
+    ]
+    assert alerts, "no alert at all: the check would not see a duplicate"
+    assert len(alerts) == len(set(alerts)), f"{len(alerts) - len(set(alerts))} duplicated alerts"
+
+
+def test_a_savepoint_survives_the_restores_that_use_it(jobs_running: PlatformConfig) -> None:
+    """fraud_scoring restores in CLAIM mode: Flink deletes what it claimed once subsumed. It claims a copy."""
+    cfg = jobs_running
+    job = names.JOB_FRAUD_SCORING
+    location = flink_ops.savepoint(cfg, job)
+    for attempt in range(2):
+        assert flink_ops.cancel(cfg, job)
+        _await_no_copy_of(cfg, job)
+        info, source = flink_ops.restore(cfg, job, from_path=location)
+        assert source == location
+        restored = _restored(cfg, info.job_id)
+        assert restored and restored["is_savepoint"], restored
+        await_checkpoints = time.monotonic() + 60
+        while (flink_ops.checkpoints(cfg, info.job_id).get("counts") or {}).get("completed", 0) < 3:
+            assert time.monotonic() < await_checkpoints, "no three checkpoints after the restore"
+            time.sleep(0.5)
+        assert (flink_ops.local_path(location) / "_metadata").exists(), f"restore {attempt} deleted the savepoint"
+        claimed = flink_ops.deployments(cfg, job)[-1]["claimed_copy"]
+        print(
+            f"restore {attempt}: from a copy {claimed}; the copy is gone: {not flink_ops.local_path(claimed).exists()}"
+        )
+
+
+def _await_no_copy_of(cfg: PlatformConfig, job: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while flink_ops.active_copies(cfg, job):
+        assert time.monotonic() < deadline, f"{job} still active after cancel"
+        time.sleep(0.5)

@@ -27,8 +27,8 @@ def test_local_uris_compare_in_flinks_form(tmp_path: Path) -> None:
     savepoint = tmp_path / "savepoint-abc123-1"
     savepoint.mkdir()
     assert flink_ops._flink_uri(savepoint) == f"file:{savepoint}"
-    assert flink_ops._local_path(f"file:{savepoint}") == savepoint
-    assert flink_ops._local_path(savepoint.as_uri()) == savepoint
+    assert flink_ops.local_path(f"file:{savepoint}") == savepoint
+    assert flink_ops.local_path(savepoint.as_uri()) == savepoint
     assert not flink_ops._restorable(f"file:{savepoint}"), "no _metadata: not restorable"
     (savepoint / "_metadata").write_bytes(b"x")
     assert flink_ops._restorable(f"file:{savepoint}")
@@ -116,3 +116,27 @@ def test_latency_cli_takes_an_alerts_topic() -> None:
     # Without the option the CLI passes nothing and measure's own default applies: Flink's alerts.
     assert cli.build_parser().parse_args(["latency"]).alerts_topic is None
     assert inspect.signature(latency.measure).parameters["alerts_topic"].default == names.TOPIC_FRAUD_ALERTS
+
+
+def test_a_savepoint_is_claimed_through_a_copy_and_a_checkpoint_is_not(tmp_path: Path) -> None:
+    from hybrid_platform import config
+
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    savepoint = tmp_path / "flink" / "savepoints" / "savepoint-abc123-0123456789ab"
+    (savepoint / "op").mkdir(parents=True)
+    (savepoint / "_metadata").write_bytes(b"meta")
+    (savepoint / "op" / "state").write_bytes(b"state")
+    uri = flink_ops.flink_uri(savepoint)
+    assert flink_ops.is_savepoint(uri) and flink_ops.is_savepoint(uri + "/")
+    assert not flink_ops.is_savepoint(f"file:{tmp_path}/flink/checkpoints/0123/chk-42")
+
+    copy = flink_ops.claimable_copy(cfg, uri)
+
+    copied = flink_ops.local_path(copy)
+    assert copied.parent == tmp_path / "flink" / "claimed" and copied.name.startswith(savepoint.name)
+    assert (copied / "_metadata").read_bytes() == b"meta" and (copied / "op" / "state").read_bytes() == b"state"
+    # What the run claims (and Flink deletes) is the copy: the savepoint stays whole.
+    import shutil
+
+    shutil.rmtree(copied)
+    assert (savepoint / "_metadata").exists() and (savepoint / "op" / "state").exists()

@@ -211,7 +211,7 @@ def test_file_tree_follows_the_options(
     for path in removed_by_options - {".copier-answers.yml", ".copier-answers.yml.jinja"}:
         assert path in template_files, f"{path} appeared from nowhere"
         assert re.search(
-            r"flink|stream|latency|reconcile|feature_parity|shared_storage|dbt|train|training|infra/|compose|k8s|"
+            r"flink|stream|decision|latency|reconcile|feature_parity|shared_storage|dbt|train|training|infra/|compose|k8s|"
             r"kubernetes|copier|template|bench|test_infra|docs/scaling|\.dockerignore",
             path,
         ), f"{path} is missing from the generated project"
@@ -432,6 +432,9 @@ def test_default_project_passes_its_own_fast_checks(template_clone: Path, tmp_pa
     _run("git", "init", "-q", cwd=destination)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HDP_", "VIRTUAL_ENV", "UV_PROJECT"))}
     env["MDP_JAR_CACHE"] = str(config.load().jar_cache)  # verified by SHA-256 on use: sharing it is safe
+    # The Flink operators' conformance tests compile against the PyFlink wheel's jars: this project's Flink
+    # environment stands in for the one `make setup` would create there.
+    env["MDP_FLINK_PYTHON"] = str(config.load().flink_python)
     nice = ["nice", "-n", "10"] if shutil.which("nice") else []
     _run(
         *nice,

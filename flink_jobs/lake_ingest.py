@@ -20,7 +20,15 @@ from collections.abc import Sequence
 
 from pyflink.table import EnvironmentSettings, StatementSet, TableEnvironment
 
-from flink_jobs.lib.kafka_sql import ALERT_COLUMNS, DECISION_COLUMNS, DLQ_COLUMNS, json_source_ddl, raw_source_ddl
+from flink_jobs.lib.kafka_sql import (
+    ALERT_COLUMNS,
+    DECISION_COLUMNS,
+    DLQ_COLUMNS,
+    guard_source_ddl,
+    json_source_ddl,
+    not_json_object,
+    raw_source_ddl,
+)
 from flink_jobs.lib.settings import register_record_parsers, use_operators
 
 from hybrid_platform import config, names
@@ -72,8 +80,13 @@ def build_pipeline(
     decisions: str,
     dlq: str,
     sink_prefix: str,
+    guards: dict[str, str] | None = None,
 ) -> StatementSet:
-    """Route the five sources into ``{sink_prefix}raw.*`` (e.g. ``lakehouse.``); sources as in the DDLs above."""
+    """Route the five sources into ``{sink_prefix}raw.*`` (e.g. ``lakehouse.``); sources as in the DDLs above.
+
+    ``guards``: topic -> a raw source of that JSON topic (``guard_source_ddl``); its records that are not JSON
+    objects go to ``raw.transactions_dlq`` with the reason, so no record stops the job or is dropped unseen.
+    """
     register_record_parsers(t_env, {"parse_transaction": "transaction", "parse_label": "label"})
     statements = t_env.create_statement_set()
     statements.add_insert_sql(f"""
@@ -104,6 +117,12 @@ UNION ALL
 SELECT p.original, p.original_encoding, p.reason, '{names.TOPIC_FRAUD_LABELS}', source_partition, source_offset,
        p.received_at, {_date("p.received_at")}, CURRENT_TIMESTAMP
 FROM labels_parsed WHERE NOT p.ok""")
+    for topic, guard in (guards or {}).items():
+        statements.add_insert_sql(f"""
+INSERT INTO {sink_prefix}{quoted(names.RAW_TRANSACTIONS_DLQ)}
+SELECT TO_BASE64(`raw`), 'base64', 'not a JSON object', '{topic}', source_partition, source_offset,
+       UNIX_TIMESTAMP() * 1000, CURRENT_DATE, CURRENT_TIMESTAMP
+FROM {guard} WHERE {not_json_object()}""")
     return statements
 
 
@@ -138,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("dlq_source", DLQ_COLUMNS, names.TOPIC_TRANSACTIONS_DLQ),
     ):
         t_env.execute_sql(json_source_ddl(table, columns, topic, bootstrap, job, start))
+        t_env.execute_sql(guard_source_ddl(f"{table}_guard", topic, bootstrap, job, start))
     build_pipeline(
         t_env,
         "transactions_source",
@@ -146,6 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "decisions_source",
         "dlq_source",
         f"`{cfg.catalog.name}`.",
+        guards={
+            names.TOPIC_FRAUD_ALERTS: "alerts_source_guard",
+            names.TOPIC_FRAUD_DECISIONS: "decisions_source_guard",
+            names.TOPIC_TRANSACTIONS_DLQ: "dlq_source_guard",
+        },
     ).execute()
     return 0
 

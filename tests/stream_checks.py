@@ -41,13 +41,3 @@ def read_committed(cfg: PlatformConfig, topic: str, since: dict[int, int], timeo
     finally:
         consumer.close()
     return messages
-
-
-def end_offsets(cfg: PlatformConfig, topic: str) -> dict[int, int]:
-    """partition -> its end offset now (where a check that starts reading now begins)."""
-    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": f"check-{uuid.uuid4().hex}"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    finally:
-        consumer.close()

@@ -51,7 +51,30 @@ def json_source_ddl(
     return f"""
 CREATE TEMPORARY TABLE {table} ({columns}) WITH (
   {_common(topic, bootstrap, group_id, start_from)}, 'value.format' = 'json',
-  'value.json.ignore-parse-errors' = 'false',
+  -- A record that is not JSON would fail the job on every restart (a poison pill): the format skips it,
+  -- and the guard source of the same topic (guard_source_ddl) routes it to the dead letters instead.
+  'value.json.ignore-parse-errors' = 'true',
   -- written by transactional producers: only committed records, never an aborted one
   'properties.isolation.level' = 'read_committed'
 )"""
+
+
+def guard_source_ddl(table: str, topic: str, bootstrap: str, group_id: str, start_from: str = "group-offsets") -> str:
+    """``topic`` as committed raw bytes with coordinates: what a JSON source beside it skips, seen whole.
+
+    A group of its own: two readers of one topic in one group would move each other's committed offsets.
+    """
+    return f"""
+CREATE TEMPORARY TABLE {table} (
+  `raw` BYTES,
+  `source_partition` INT METADATA FROM 'partition' VIRTUAL,
+  `source_offset` BIGINT METADATA FROM 'offset' VIRTUAL
+) WITH (
+  {_common(topic, bootstrap, f"{group_id}-guard", start_from)}, 'value.format' = 'raw',
+  'properties.isolation.level' = 'read_committed'
+)"""
+
+
+def not_json_object(raw_column: str = "`raw`") -> str:
+    """SQL condition: the record is absent or not a JSON object (what a JSON source cannot read)."""
+    return f"({raw_column} IS NULL OR NOT (CAST({raw_column} AS STRING) IS JSON OBJECT))"

@@ -10,6 +10,7 @@ stable reason (``missing_field:amount``, ``invalid_field:amount:not a number``, 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -33,6 +34,11 @@ MAX_NESTING = 64
 #: bytes) fits, with room for the envelope. Kafka's own 1 MiB default would refuse a 1 MiB record's DLQ
 #: record, fail the exactly-once sink and restart the job on the same record forever.
 DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+#: A DLQ record keeps at most this much of the rejected record. Kafka's size limit applies to the compressed
+#: batch, so a compressed record can be far larger unpacked; its DLQ copy must still fit the DLQ topic (or
+#: the DLQ writer fails, and the job restarts on the same record forever). Beyond it the reason says so and
+#: carries the whole record's length and SHA-256.
+DLQ_MAX_ORIGINAL_BYTES = 1024 * 1024
 MAX_ID_LENGTH = 64
 MAX_AMOUNT = Decimal("1000000")
 CENT = Decimal("0.01")
@@ -383,6 +389,12 @@ def original_bytes(original: str, encoding: str) -> bytes:
     raise ValueError(f"unknown original_encoding {encoding!r}; expected 'utf-8' or 'base64'")
 
 
+def truncated_reason(reason: str, raw: bytes) -> str:
+    """The reason of a DLQ record that keeps only the first ``DLQ_MAX_ORIGINAL_BYTES`` of ``raw``."""
+    digest = hashlib.sha256(raw).hexdigest()
+    return f"{reason}; original truncated to its first {DLQ_MAX_ORIGINAL_BYTES} of {len(raw)} bytes, sha256 {digest}"
+
+
 def dlq_record(
     raw: bytes | None,
     reason: str,
@@ -392,6 +404,9 @@ def dlq_record(
     received_at: int,
 ) -> dict[str, object]:
     """A ``transactions_dlq`` record: the rejected record as received, why, and where it came from."""
+    if raw is not None and len(raw) > DLQ_MAX_ORIGINAL_BYTES:
+        reason = truncated_reason(reason, raw)
+        raw = raw[:DLQ_MAX_ORIGINAL_BYTES]
     original, encoding = original_text(raw)
     return {
         "original": original,

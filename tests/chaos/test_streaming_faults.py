@@ -444,3 +444,69 @@ def test_malformed_corpus_is_dead_lettered_and_the_job_keeps_running(jobs: Platf
     }
     FAULT_RESULTS.append(result)
     print(json.dumps(result))
+
+
+def test_poison_pills_are_dead_lettered_and_no_job_stops(jobs: PlatformConfig) -> None:
+    """What used to stop a job for good: a record that Kafka takes compressed but that is far larger than a DLQ
+    record may be once unpacked, and records that are not JSON on the topics lake_ingest reads as JSON. Each
+    reaches raw.transactions_dlq with its reason; neither job restarts."""
+    cfg = jobs
+    job_ids = {job: info.job_id for job in flink_ops.JOBS if (info := flink_ops.active_job(cfg, job))}
+    failures_before = {job: _exceptions(cfg, job_id) for job, job_id in job_ids.items()}
+    huge = b"\x00" * (5 * events.DLQ_MAX_ORIGINAL_BYTES)
+    where: dict[str, tuple[str, int, int]] = {}
+    dlq_since = reconcile.end_offsets(cfg, names.TOPIC_TRANSACTIONS_DLQ)
+    # Compressed, the 5 MiB record is a few KB: within the broker's 1 MiB limit (the client checks the
+    # record's unpacked size against its own message.max.bytes, raised here).
+    producer = Producer(
+        {"bootstrap.servers": cfg.kafka_bootstrap, "compression.type": "gzip", "message.max.bytes": 10_000_000}
+    )
+    pills = [
+        ("huge_unpacked", names.TOPIC_TRANSACTIONS, huge),
+        ("not_json_alert", names.TOPIC_FRAUD_ALERTS, b"\x01 not json"),
+        ("not_json_decision", names.TOPIC_FRAUD_DECISIONS, b"[1, 2"),
+        ("not_json_dead_letter", names.TOPIC_TRANSACTIONS_DLQ, b"plain text"),
+    ]
+    for name, topic, value in pills:
+
+        def delivered(error: Any, message: Any, name: str = name, topic: str = topic) -> None:
+            assert error is None, f"{name}: {error}"
+            where[name] = (topic, message.partition(), message.offset())
+
+        producer.produce(topic, value=value, on_delivery=delivered)
+    assert producer.flush(60) == 0 and len(where) == len(pills)
+    Stream(cfg, seed=706, rate=100, duration_s=8).finished()  # the jobs run on; checkpoints commit
+
+    def landed() -> dict[tuple[str, int, int], str]:
+        rows = reconcile._scan(
+            cfg, names.RAW_TRANSACTIONS_DLQ, ("source_topic", "source_partition", "source_offset", "reason")
+        )
+        wanted = set(where.values())
+        return {
+            key: r["reason"]
+            for r in rows
+            if (key := (r["source_topic"], r["source_partition"], r["source_offset"])) in wanted
+        }
+
+    deadline = time.monotonic() + 180
+    while len(found := landed()) < len(pills) and time.monotonic() < deadline:
+        time.sleep(3)
+    missing = [name for name, _, _ in pills if where[name] not in found]
+    assert not missing, f"poison pills never dead-lettered: {missing}"
+    assert found[where["huge_unpacked"]].startswith(
+        f"too_large; original truncated to its first {events.DLQ_MAX_ORIGINAL_BYTES} of {len(huge)} bytes"
+    )
+    for name in ("not_json_alert", "not_json_decision", "not_json_dead_letter"):
+        assert found[where[name]] == "not a JSON object", (name, found[where[name]])
+    letters = [m.value() for m in read_committed(cfg, names.TOPIC_TRANSACTIONS_DLQ, dlq_since)]
+    huge_letter = [v for v in letters if v.startswith(b"{") and b'"too_large; original truncated' in v]
+    assert huge_letter and len(huge_letter[0]) < events.DLQ_MAX_MESSAGE_BYTES
+
+    restarts = {job: _exceptions(cfg, job_id) - failures_before[job] for job, job_id in job_ids.items()}
+    for job, job_id in job_ids.items():
+        info = flink_ops.active_job(cfg, job)
+        assert info is not None and info.job_id == job_id and info.state == "RUNNING", f"{job} did not run on"
+    assert not any(restarts.values()), f"a job failed on a poison pill: {restarts}"
+    FAULT_RESULTS.append(
+        {"fault": "poison pills", "records": len(pills), "dead_lettered": len(found), "job_restarts": 0}
+    )

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import stream_checks
 
-from hybrid_platform import flink_ops, generator, names, runtime
+from hybrid_platform import flink_ops, generator, names, reconcile, runtime
 from hybrid_platform.config import REPO_ROOT, PlatformConfig
 
 pytestmark = pytest.mark.integration
@@ -344,7 +344,7 @@ def test_cli_deploy_racing_the_dag_starts_one_copy_of_each_job(
             assert len(flink_ops.active_copies(cfg, job)) == 1
         print(f"attempt {attempt}: one copy each; cli: {cli.stdout.strip()!r}")
 
-    alerts_from = stream_checks.end_offsets(cfg, names.TOPIC_FRAUD_ALERTS)
+    alerts_from = reconcile.end_offsets(cfg, names.TOPIC_FRAUD_ALERTS)
     producer = Producer(cfg, seed=504, duration_s=20)
     producer.start()
     valid = producer.valid_txn_ids()

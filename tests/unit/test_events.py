@@ -223,6 +223,21 @@ def test_dlq_record_keeps_the_original_as_text_or_base64() -> None:
     assert events.dlq_record(None, "empty", "transactions", 0, 8, NOW_MS)["original"] == ""
 
 
+def test_a_record_huge_once_unpacked_is_dead_lettered_in_part_and_fits_the_dlq_topic() -> None:
+    import hashlib
+    import json
+
+    raw = b"\x00" * (5 * events.DLQ_MAX_ORIGINAL_BYTES)  # a few KB once compressed: Kafka takes it
+    record = events.dlq_record(raw, "too_large", "transactions", 0, 9, NOW_MS)
+    kept = events.original_bytes(str(record["original"]), str(record["original_encoding"]))
+    assert kept == raw[: events.DLQ_MAX_ORIGINAL_BYTES]
+    assert record["reason"] == (
+        f"too_large; original truncated to its first {events.DLQ_MAX_ORIGINAL_BYTES} of {len(raw)} bytes, "
+        f"sha256 {hashlib.sha256(raw).hexdigest()}"
+    )
+    assert len(json.dumps(record).encode()) < events.DLQ_MAX_MESSAGE_BYTES
+
+
 def test_alert_record_rounds_the_score_and_rejects_impossible_ones() -> None:
     alert = events.alert_record(VALID["txn_id"], "card_0001", 0.123456789, ("amount_spike",), "m1", NOW_MS, NOW_MS + 5)
     assert repr(alert["score"]) == "0.123457" and alert["reasons"] == ["amount_spike"]

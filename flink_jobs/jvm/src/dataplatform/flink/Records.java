@@ -133,8 +133,16 @@ public final class Records {
                 : new String[] {encoded, "base64"};
     }
 
+    /** As events.DLQ_MAX_ORIGINAL_BYTES: a record compressed small can be huge unpacked; its DLQ copy must fit. */
+    public static final int MAX_ORIGINAL_BYTES = 1024 * 1024;
+
     public static byte[] deadLetter(byte[] raw, String reason, String topic, int partition, long offset,
             long receivedAt) {
+        if (raw != null && raw.length > MAX_ORIGINAL_BYTES) {
+            reason = reason + "; original truncated to its first " + MAX_ORIGINAL_BYTES + " of " + raw.length
+                    + " bytes, sha256 " + sha256(raw);
+            raw = java.util.Arrays.copyOf(raw, MAX_ORIGINAL_BYTES);
+        }
         String[] original = originalText(raw);
         StringBuilder out = new StringBuilder(original[0].length() + 200).append('{');
         field(out, "original");
@@ -152,5 +160,18 @@ public final class Records {
         field(out, "received_at");
         out.append(receivedAt);
         return out.append('}').toString().getBytes(StandardCharsets.UTF_8);
+    }
+
+    static String sha256(byte[] data) {
+        try {
+            byte[] digest = java.security.MessageDigest.getInstance("SHA-256").digest(data);
+            StringBuilder hex = new StringBuilder(64);
+            for (byte b : digest) {
+                hex.append(Character.forDigit((b >> 4) & 0xF, 16)).append(Character.forDigit(b & 0xF, 16));
+            }
+            return hex.toString();
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
     }
 }

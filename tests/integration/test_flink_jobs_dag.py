@@ -368,13 +368,14 @@ def test_a_savepoint_survives_the_restores_that_use_it(jobs_running: PlatformCon
         info, source = flink_ops.restore(cfg, job, from_path=location)
         assert source == location
         restored = _restored(cfg, info.job_id)
-        assert restored and restored["is_savepoint"], restored
+        claimed = flink_ops.deployments(cfg, job)[-1]["claimed_copy"]
+        # Claimed, a savepoint becomes the run's own checkpoint (is_savepoint false): the copy, not the original.
+        assert restored and restored["external_path"] == claimed != location, restored
         await_checkpoints = time.monotonic() + 60
         while (flink_ops.checkpoints(cfg, info.job_id).get("counts") or {}).get("completed", 0) < 3:
             assert time.monotonic() < await_checkpoints, "no three checkpoints after the restore"
             time.sleep(0.5)
         assert (flink_ops.local_path(location) / "_metadata").exists(), f"restore {attempt} deleted the savepoint"
-        claimed = flink_ops.deployments(cfg, job)[-1]["claimed_copy"]
         print(
             f"restore {attempt}: from a copy {claimed}; the copy is gone: {not flink_ops.local_path(claimed).exists()}"
         )

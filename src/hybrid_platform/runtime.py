@@ -689,7 +689,7 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
         with log.open("ab") as out:
             process = subprocess.Popen(
                 service.command(cfg),
-                env={**os.environ, **service.env(cfg)},
+                env={**os.environ, **service.env(cfg), SERVICE_MARK: str(cfg.home)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -702,6 +702,27 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
         )
         _wait_healthy(cfg, service, log)
         echo(f"{service.name}: started (pid {process.pid}, {time.monotonic() - started_at:.0f}s)")
+
+
+#: Set in every service's environment (and so inherited by everything it spawns): ``down`` finds a process of
+#: this runtime by it even when no record names it (a service that self-healing started from another process,
+#: whose record was overwritten or lost).
+SERVICE_MARK = "HDP_SERVICE_OF"
+
+
+def marked_processes(cfg: PlatformConfig) -> list[int]:
+    """Live processes carrying this runtime's mark (never this process)."""
+    mark = f"{SERVICE_MARK}={cfg.home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0") and _proc_start_time(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def down(
@@ -730,6 +751,20 @@ def down(
                 os.kill(pid, signal.SIGKILL)
         record.unlink(missing_ok=True)
         echo(f"{service.name}: stopped" + (f" ({len(leftovers)} killed after {timeout_s:.0f}s)" if leftovers else ""))
+    if only:
+        return
+    strays = marked_processes(cfg)
+    for pid in strays:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while (left := [pid for pid in strays if _proc_start_time(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if strays:
+        echo(f"stopped {len(strays)} process(es) of this runtime that no record named: {strays}")
 
 
 @dataclass(frozen=True)

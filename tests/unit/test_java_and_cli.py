@@ -135,3 +135,32 @@ def test_status_of_a_stopped_platform(tmp_path: Path) -> None:
     result = _hdp("status", "--json", HDP_HOME=str(tmp_path))
     assert result.returncode == 0
     assert '"name": "kafka"' in result.stdout and '"pid": null' in result.stdout
+
+
+def test_down_stops_a_process_of_the_runtime_that_no_record_names(tmp_path: Path) -> None:
+    """A service started again by self-healing from another process (an Airflow task) is stopped by `down` too."""
+    import time
+
+    from hybrid_platform import config, runtime
+
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    marked = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env={**os.environ, runtime.SERVICE_MARK: str(cfg.home)},
+        start_new_session=True,
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env={**os.environ, runtime.SERVICE_MARK: str(tmp_path / "another-runtime")},
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while marked.pid not in runtime.marked_processes(cfg):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        runtime.down(cfg, echo=lambda _line: None, timeout_s=5)
+        assert marked.wait(10) is not None
+        assert other.poll() is None, "a process of another runtime was left alone"
+    finally:
+        other.kill()
+        other.wait()

@@ -143,7 +143,7 @@ class PlatformConfig:
         return self.home / "logs"
 
 
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _flag(name: str, environ: dict[str, str] | None) -> bool:
@@ -169,10 +169,16 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         airflow=_port("HDP_AIRFLOW_PORT", 8080, environ),
     )
     airflow_no_auth = _flag("HDP_AIRFLOW_NO_AUTH", environ)
-    if airflow_no_auth and bind_host not in _LOOPBACK_HOSTS:
+    if airflow_no_auth and bind_host not in LOOPBACK_HOSTS:
         raise ConfigError(
             f"HDP_AIRFLOW_NO_AUTH=1 makes every visitor an Airflow admin, so it only works on localhost; "
             f"unset it or set HDP_BIND_HOST=127.0.0.1 (it is {bind_host!r})"
+        )
+    if bind_host not in LOOPBACK_HOSTS and not _flag("HDP_EXPOSE_UNAUTHENTICATED", environ):
+        raise ConfigError(
+            f"HDP_BIND_HOST={bind_host!r} would open Kafka and Flink's REST API (no authentication: whoever reaches "
+            "them controls jobs) beyond this machine; keep 127.0.0.1, or also set HDP_EXPOSE_UNAUTHENTICATED=1 on a "
+            "network you trust"
         )
     warehouse_dir = home / "warehouse"
     catalog = CatalogConfig(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid_platform import jars, orchestration
-from hybrid_platform.config import REPO_ROOT, PlatformConfig
+from hybrid_platform.config import LOOPBACK_HOSTS, REPO_ROOT, PlatformConfig
 from hybrid_platform.java import java_home
 
 
@@ -328,6 +328,11 @@ def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
         "python.executable": python,
         "python.client.executable": python,
         "web.cancel.enable": "true",
+        # No jar upload or run through the REST API: with it, anyone (or any web page, cross-site) reaching the
+        # port runs code as this user. `flink run` submits through /jobs, which this does not touch.
+        "web.submit.enable": "false",
+        # Cross-origin requests only from the Web UI's own origin (Flink's default is any origin).
+        "web.access-control-allow-origin": f"http://{host}:{cfg.ports.flink_rest}",
     }
 
 
@@ -669,6 +674,11 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
     for folder in (cfg.home, cfg.run_dir, cfg.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     prepare_catalog(cfg)
+    if cfg.bind_host not in LOOPBACK_HOSTS:
+        echo(
+            f"WARNING: HDP_EXPOSE_UNAUTHENTICATED=1: the services listen on {cfg.bind_host}, Kafka and Flink without "
+            "authentication; anyone who reaches them can read and write topics and control jobs"
+        )
     if cfg.airflow_no_auth and (not only or any("airflow".startswith(prefix[:7]) for prefix in only)):
         echo("WARNING: HDP_AIRFLOW_NO_AUTH=1: Airflow lets anyone on this machine in as admin, no sign-in (dev only)")
     for service in services():

@@ -50,6 +50,20 @@ def test_flink_rest_overview_answers(local_runtime: PlatformConfig) -> None:
     assert overview["slots-total"] >= 2 * len(runtime.TASKMANAGERS)
 
 
+def test_flink_rest_runs_no_uploaded_jar_and_answers_no_foreign_origin(local_runtime: PlatformConfig) -> None:
+    """Jar upload would let anyone (or any web page, cross-site) who reaches the port run code as this user."""
+    upload = urllib.request.Request(
+        f"{local_runtime.flink_rest_url}/jars/upload", data=b"x", method="POST", headers={"Content-Type": "x"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(upload, timeout=5)
+    assert refused.value.code in (404, 405), refused.value.code
+    foreign = urllib.request.Request(f"{local_runtime.flink_rest_url}/overview", headers={"Origin": "http://evil.test"})
+    with urllib.request.urlopen(foreign, timeout=5) as response:
+        allowed = response.headers.get("Access-Control-Allow-Origin")
+    assert allowed == local_runtime.flink_rest_url, allowed
+
+
 # [/template:streaming]
 
 

@@ -111,3 +111,16 @@ def test_the_secret_scan_catches_a_planted_secret(tmp_path: Path) -> None:
     assert found.returncode != 0 and "Private Key" in found.stdout and "AWS Access Key" in found.stdout
     passed = subprocess.run([hook, "--baseline", str(baseline), str(clean)], capture_output=True, text=True)
     assert passed.returncode == 0, passed.stdout
+
+
+def test_a_bind_beyond_localhost_needs_the_loud_switch(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="HDP_EXPOSE_UNAUTHENTICATED=1"):
+        config.load({"HDP_HOME": str(tmp_path), "HDP_BIND_HOST": "0.0.0.0"})
+    exposed = config.load({"HDP_HOME": str(tmp_path), "HDP_BIND_HOST": "0.0.0.0", "HDP_EXPOSE_UNAUTHENTICATED": "1"})
+    assert exposed.bind_host == "0.0.0.0"
+
+
+def test_flink_rest_takes_no_jar_and_no_foreign_origin(cfg: config.PlatformConfig) -> None:
+    settings = runtime.flink_settings(cfg)
+    assert settings["web.submit.enable"] == "false"
+    assert settings["web.access-control-allow-origin"] == f"http://127.0.0.1:{cfg.ports.flink_rest}"

@@ -326,7 +326,7 @@ def stream_scorer(model: ModelArtifact | CompiledModel | None) -> Scorer:
     compiled = model.compiled if isinstance(model, ModelArtifact) else model
 
     def scorer(features: Mapping[str, float], amount: float, mcc: str, channel: str, country: str) -> float:
-        score, _, _ = rules.score_transaction(features, amount, mcc, channel, country, False, compiled)
+        score, _, _ = rules.score_transaction(features, amount, mcc, channel, country, compiled)
         return float(score)
 
     return scorer

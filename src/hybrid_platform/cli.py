@@ -50,7 +50,7 @@ def cmd_status(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
             pid = str(item.pid) if item.pid else "-"
             print(f"{item.name:22} {state:9} {pid:>7} {_mb(item.rss_bytes):>9}  {item.url:40} {item.detail}")
         print(f"{'total resident memory':41} {_mb(total):>9}")
-        print(f"Airflow login: {cfg.airflow_user} / (HDP_AIRFLOW_PASSWORD, default 'admin')   state: {cfg.home}")
+        print(f"Airflow login: {cfg.airflow_user} / {cfg.airflow_password}   state: {cfg.home}")
     return 0
 
 
@@ -82,7 +82,7 @@ def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     cmd_status(argparse.Namespace(json=False), cfg)
     print(
         f"\nThe platform is up ({time.monotonic() - started:.0f}s). "
-        f"Airflow UI {cfg.airflow_url} (login {cfg.airflow_user}/<HDP_AIRFLOW_PASSWORD, default admin>), "
+        f"Airflow UI {cfg.airflow_url} (login {cfg.airflow_user} / {cfg.airflow_password}), "
         f"Flink Web UI {cfg.flink_rest_url}, "  # [template:streaming]
         f"Kafka {cfg.kafka_bootstrap}. Stop it with `make down`."
     )

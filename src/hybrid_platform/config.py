@@ -9,6 +9,8 @@ and the Flink environments.
 from __future__ import annotations
 
 import os
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,6 +157,33 @@ def _flag(name: str, environ: dict[str, str] | None) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a switch; set it to 1 (on) or 0 (off)")
 
 
+def write_private(path: Path, text: str) -> bool:
+    """Create ``path`` readable by this user only, from its first byte; False when it exists already."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+    return True
+
+
+def local_airflow_password(home: Path) -> str:
+    """The local Airflow password: random, generated once per state folder into a private file.
+
+    HDP_AIRFLOW_PASSWORD wins over it; `hdp status` and the demo print where to find it.
+    """
+    path = home / "secrets" / "airflow-password"
+    write_private(path, secrets.token_urlsafe(18))
+    for _ in range(50):  # a concurrent first start may have created it a moment before writing
+        text = path.read_text(encoding="utf-8").strip()
+        if text:
+            return text
+        time.sleep(0.02)
+    raise ConfigError(f"{path} is empty; delete it and run the command again")
+
+
 def load(environ: dict[str, str] | None = None) -> PlatformConfig:
     """Resolve the configuration from ``environ`` (default: the process environment)."""
     home = Path(_env("HDP_HOME", str(REPO_ROOT / ".platform"), environ)).expanduser().resolve()
@@ -200,7 +229,7 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         flink_rest_url=_env("HDP_FLINK_REST_URL", f"http://{bind_host}:{ports.flink_rest}", environ),
         airflow_url=_env("HDP_AIRFLOW_URL", f"http://{bind_host}:{ports.airflow}", environ),
         airflow_user=_env("HDP_AIRFLOW_USER", "admin", environ),
-        airflow_password=_env("HDP_AIRFLOW_PASSWORD", "admin", environ),
+        airflow_password=_env("HDP_AIRFLOW_PASSWORD", "", environ) or local_airflow_password(home),
         airflow_no_auth=airflow_no_auth,
         catalog=catalog,
         spark_master=_env("HDP_SPARK_MASTER", "local[2]", environ),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hybrid_platform import jars, orchestration
-from hybrid_platform.config import LOOPBACK_HOSTS, REPO_ROOT, PlatformConfig
+from hybrid_platform.config import LOOPBACK_HOSTS, REPO_ROOT, PlatformConfig, write_private
 from hybrid_platform.java import java_home
 
 
@@ -461,16 +461,15 @@ def _airflow_prepare(cfg: PlatformConfig) -> None:
     base = _airflow_dir(cfg)
     base.mkdir(parents=True, exist_ok=True)
     (cfg.log_dir / "airflow").mkdir(parents=True, exist_ok=True)
-    secrets_file = base / "secrets.json"
-    if not secrets_file.exists():
-        # Generated once per state folder: stable across restarts, never in the repository.
-        secrets_file.write_text(
-            json.dumps({"jwt_secret": secrets.token_urlsafe(32), "secret_key": secrets.token_urlsafe(32)})
-        )
-        secrets_file.chmod(0o600)
+    # Generated once per state folder: stable across restarts, never in the repository; private from the
+    # first byte (no moment in which another user could read them).
+    write_private(
+        base / "secrets.json",
+        json.dumps({"jwt_secret": secrets.token_urlsafe(32), "secret_key": secrets.token_urlsafe(32)}),
+    )
     passwords = base / "passwords.json"
-    passwords.write_text(json.dumps({cfg.airflow_user: cfg.airflow_password}))
-    passwords.chmod(0o600)
+    passwords.unlink(missing_ok=True)
+    write_private(passwords, json.dumps({cfg.airflow_user: cfg.airflow_password}))
     env = {**os.environ, **airflow_env(cfg)}
     result = subprocess.run([_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -673,6 +672,7 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
     java_home()  # fail early, with the one-line message, when Java is missing or unsupported
     for folder in (cfg.home, cfg.run_dir, cfg.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    cfg.home.chmod(0o700)  # data, logs, secrets and the catalog: this user's only
     prepare_catalog(cfg)
     if cfg.bind_host not in LOOPBACK_HOSTS:
         echo(

@@ -124,3 +124,14 @@ def test_flink_rest_takes_no_jar_and_no_foreign_origin(cfg: config.PlatformConfi
     settings = runtime.flink_settings(cfg)
     assert settings["web.submit.enable"] == "false"
     assert settings["web.access-control-allow-origin"] == f"http://127.0.0.1:{cfg.ports.flink_rest}"
+
+
+def test_the_local_airflow_password_is_random_private_and_stable(tmp_path: Path) -> None:
+    first = config.load({"HDP_HOME": str(tmp_path)}).airflow_password
+    assert len(first) >= 20 and first != "admin"
+    assert config.load({"HDP_HOME": str(tmp_path)}).airflow_password == first, "generated once per state folder"
+    secret = tmp_path / "secrets" / "airflow-password"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert config.load({"HDP_HOME": str(tmp_path / "other")}).airflow_password != first
+    chosen = config.load({"HDP_HOME": str(tmp_path), "HDP_AIRFLOW_PASSWORD": "chosen-one"})  # pragma: allowlist secret
+    assert chosen.airflow_password == "chosen-one"  # pragma: allowlist secret

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window, WindowSpec
 from pyspark.sql import functions as F
 
 from hybrid_platform.features import (
@@ -15,14 +15,15 @@ from hybrid_platform.features import (
 )
 
 
-def _aggregate(feature: WindowAggregate, window: Window) -> Column:
+def _aggregate(feature: WindowAggregate, window: WindowSpec) -> Column:
+    column = feature.column or ""
     if feature.function == "COUNT":
         return F.count(F.lit(1)).over(window).cast("double")
     if feature.function == "SUM":
-        return F.sum(feature.column).over(window).cast("double")
+        return F.sum(column).over(window).cast("double")
     if feature.function == "COUNT_DISTINCT":
         # Spark has no DISTINCT window aggregate; the size of the set is the same number.
-        return F.size(F.collect_set(feature.column).over(window)).cast("double")
+        return F.size(F.collect_set(column).over(window)).cast("double")
     raise ValueError(f"unknown aggregate {feature.function}")
 
 

@@ -122,12 +122,13 @@ def run_gate(
 ) -> GateResult:
     """Validate ``df`` against ``quality/suites/<suite>.json``; render Data Docs; never raises on failure."""
     import great_expectations as gx  # heavy (seconds): only where a gate actually runs
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
 
     # GX logs every metric batch and draws progress bars; a job log needs the verdict only.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     definition = load_suite(suite)
     context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = {"globally": False}
+    context.variables.progress_bars = {"globally": False}  # type: ignore[assignment]  # GX's TypedDict
     docs = data_docs_dir(cfg)
     for site in list(context.variables.data_docs_sites or {}):
         context.delete_data_docs_site(site)  # the default one points at a temp dir
@@ -151,7 +152,7 @@ def run_gate(
         gx.Checkpoint(
             name=f"{suite}-{run_id}",
             validation_definitions=[validation],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            actions=[UpdateDataDocsAction(name="data_docs")],
             result_format={"result_format": "SUMMARY"},
         )
     )
@@ -162,12 +163,14 @@ def run_gate(
     docs_page = str(docs / "index.html")
     for identifier, run_result in outcome.run_results.items():
         for page in context.get_docs_sites_urls(resource_identifier=identifier):
-            docs_page = page["site_url"].removeprefix("file://")
+            docs_page = str(page["site_url"] or "").removeprefix("file://")
         for item in run_result.results:
             evaluated += 1
             if item.success:
                 continue
             expectation = item.expectation_config
+            if expectation is None:  # GX reports a result without its configuration only for errors it raised
+                raise RuntimeError(f"{suite}: a validation result without its expectation: {item}")
             result = item.result or {}
             kwargs = {k: _resolve(v, parameters) for k, v in expectation.kwargs.items() if k != "batch_id"}
             failures.append(

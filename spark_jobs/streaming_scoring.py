@@ -38,7 +38,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd  # at module level: pandas_udf resolves the type hints of parse_batch at run time
+import pandas as pd  # type: ignore[import-untyped]  # at module level: pandas_udf resolves the type hints of parse_batch at run time
 from pyspark.sql import Row
 from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle, TimerValues
 
@@ -50,7 +50,7 @@ from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.streaming import StreamingQuery
+    from pyspark.sql.streaming.query import StreamingQuery
 
 JOB_NAME = "streaming_scoring"
 DEFAULT_DECISIONS_TOPIC = "fraud_decisions_spark"
@@ -111,7 +111,7 @@ def _champion(registry_root: str, reload_interval_s: float) -> Any:
 
 def parse_batch(values: pd.Series) -> pd.DataFrame:
     """The Arrow UDF body: ``events.parse_transaction`` on each record of a batch (the Flink UDF's contract)."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for raw in values:
         received_at = time.time_ns() // 1_000_000
         txn, reason = events.parse_transaction(raw)
@@ -201,7 +201,7 @@ def _json(record: Mapping[str, object]) -> str:
 def build_pipeline(source: DataFrame, settings: ScoringSettings) -> DataFrame:
     """Kafka source rows -> ``topic, key, value`` rows for the Kafka sink (decisions, alerts, dead letters)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.functions import pandas_udf
+    from pyspark.sql.pandas.functions import pandas_udf
 
     parse = pandas_udf(parse_batch, returnType=f"struct<{PARSED_FIELDS}>")  # type: ignore[call-overload]
     parsed = source.select(
@@ -355,7 +355,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         printed_batch = -1
         while query.isActive and (deadline is None or time.monotonic() < deadline):
             wait_s = interval_s if deadline is None else min(interval_s, deadline - time.monotonic())
-            if query.awaitTermination(max(wait_s, 0.001)) or not args.progress_interval_s:
+            timeout: Any = max(wait_s, 0.001)  # seconds; pyspark's hint says int, a float works (ms inside)
+            if query.awaitTermination(timeout) or not args.progress_interval_s:
                 continue
             fresh = [p for p in query.recentProgress if p["batchId"] > printed_batch]
             printed_batch = fresh[-1]["batchId"] if fresh else printed_batch

@@ -128,3 +128,13 @@ def test_every_listener_of_ours_is_on_localhost(local_runtime: PlatformConfig) -
     assert local_runtime.ports.flink_rest in ours  # [template:streaming]
     exposed = {port: owner for port, owner in ours.items() if owner[1] not in LOOPBACK}
     assert not exposed, f"listening beyond localhost: {exposed}"
+
+
+def test_state_and_secrets_are_this_users_only(local_runtime: PlatformConfig) -> None:
+    assert local_runtime.home.stat().st_mode & 0o777 == 0o700
+    secret_files = [
+        p for p in (local_runtime.home / "airflow").glob("*.json") if p.name in {"secrets.json", "passwords.json"}
+    ]
+    assert len(secret_files) == 2
+    for path in secret_files:
+        assert path.stat().st_mode & 0o777 == 0o600, path

@@ -6,6 +6,7 @@ Every failure a user can cause or fix prints one line saying what to do and exit
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -275,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Progress shows line by line when the output is a file or a pipe too (CI, `make demo | tee`, a log
+    # collector): Python block-buffers those, and a 10-minute demo would print nothing until its end.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     args = build_parser().parse_args(argv)
     if hasattr(args, "check"):
         args.check(args)  # exits with one line, like any other argument error

@@ -153,7 +153,7 @@ def test_the_running_flink_job_scores_with_the_promoted_model(
     assert trained["promoted"], trained["decision"]
     generator.ensure_topics(cfg, names.ALL_TOPICS)
     alerts_start = _end_offsets(cfg, names.TOPIC_FRAUD_ALERTS)
-    job_args = ["--model-registry", str(registry.root), "--model-reload-interval-s", "1"]
+    job_args = ["--model-registry", str(registry.root)]
     flink_ops.deploy(cfg, names.JOB_FRAUD_SCORING, job_args)
     try:
         time.sleep(3)

@@ -66,8 +66,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(url: str, target: Path) -> None:
-    partial = target.with_suffix(".part")
+def _download(url: str, partial: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=120) as response, partial.open("wb") as out:
             while block := response.read(1 << 20):
@@ -79,26 +78,43 @@ def _download(url: str, target: Path) -> None:
             f"download failed: {url} ({reason}); check network access to Maven Central "
             "or set HDP_MAVEN_REPO to a mirror, then rerun `make setup`"
         ) from None
-    partial.replace(target)
 
 
 def ensure(jar: Jar, cache: Path, repository: str | None = None) -> Path:
-    """Return the cached jar, downloading it first if needed; the SHA-256 must match the manifest."""
+    """Return the cached jar, downloading it first if needed; the SHA-256 must match the manifest.
+
+    A download lands under a temporary name and takes the jar's name only once verified: no engine ever
+    sees an unverified file under a classpath name.
+    """
     repository = repository or os.environ.get("HDP_MAVEN_REPO") or DEFAULT_REPOSITORY
     target = cache / jar.filename
-    if target.exists() and sha256_of(target) == jar.sha256:
+    if target.exists() and _verified(target, jar.sha256):
         return target
     cache.mkdir(parents=True, exist_ok=True)
-    _download(jar.url(repository), target)
-    actual = sha256_of(target)
+    partial = cache / f".{jar.filename}.{os.getpid()}.part"
+    _download(jar.url(repository), partial)
+    actual = sha256_of(partial)
     if actual != jar.sha256:
         bad = target.with_suffix(".jar.rejected")
-        target.replace(bad)
+        partial.replace(bad)
         raise JarError(
             f"checksum mismatch for {jar.coordinates}: expected sha256 {jar.sha256}, got {actual} "
             f"(kept as {bad}); a proxy or mirror served a different file, do not use it"
         )
+    partial.replace(target)
     return target
+
+
+#: (path, size, mtime_ns, inode) -> digest: a jar is hashed once per process, again if it changed on disk.
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def _verified(path: Path, expected: str) -> bool:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_of(path)
+    return _DIGESTS[key] == expected
 
 
 def sets_for(catalog: CatalogConfig) -> tuple[str, ...]:
@@ -129,8 +145,16 @@ def ensure_all(cache: Path, sets: Iterable[str] | None = None) -> dict[str, list
 def classpath(cache: Path, set_name: str) -> list[Path]:
     """The cached jars of one set, without any network access (raises if one is missing)."""
     _, jars = load_manifest()
-    paths = [cache / jar.filename for jar in jars if set_name in jar.sets]
+    wanted = [jar for jar in jars if set_name in jar.sets]
+    paths = [cache / jar.filename for jar in wanted]
     missing = [p.name for p in paths if not p.exists()]
     if missing:
         raise JarError(f"{len(missing)} jar(s) of '{set_name}' not in {cache} (e.g. {missing[0]}); run `make setup`")
+    # Verified at use as at download: a jar changed in the cache since (corrupted, replaced) is refused.
+    changed = [jar.filename for jar, path in zip(wanted, paths, strict=True) if not _verified(path, jar.sha256)]
+    if changed:
+        raise JarError(
+            f"{changed[0]} in {cache} does not match its SHA-256 in jars.toml ({len(changed)} jar(s) changed since "
+            "download); delete it and run `make setup`"
+        )
     return paths

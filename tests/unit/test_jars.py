@@ -112,3 +112,19 @@ def test_failed_download_is_one_clear_line(maven: tuple[str, Path], tmp_path: Pa
 def test_missing_cache_points_at_setup(tmp_path: Path) -> None:
     with pytest.raises(jars.JarError, match="run `make setup`"):
         jars.classpath(tmp_path, "kafka")
+
+
+def test_a_jar_changed_in_the_cache_is_refused_at_use(
+    maven: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, root = maven
+    jar = _publish(root, b"jar bytes")
+    cache = tmp_path / "cache"
+    path = jars.ensure(jar, cache, url)
+    assert not list(cache.glob(".*.part")), "the download's temporary file is gone"
+    monkeypatch.setattr(jars, "load_manifest", lambda: ({}, [jar]))
+    assert jars.classpath(cache, "spark") == [path]
+    path.write_bytes(b"jar bytes, changed")
+    with pytest.raises(jars.JarError, match=r"thing-1\.0\.jar .* does not match its SHA-256") as info:
+        jars.classpath(cache, "spark")
+    assert "\n" not in str(info.value)

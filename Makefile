@@ -29,7 +29,8 @@ help: ## List the targets
 
 $(TOOLS_DIR)/bin/uv:
 	@command -v python3 >/dev/null || { echo "python3 not found: install Python 3.11 or 3.12"; exit 1; }
-	python3 -m venv $(TOOLS_DIR) && $(TOOLS_DIR)/bin/pip install --quiet uv==$(UV_VERSION)
+	@grep -q '^uv==$(UV_VERSION) ' tools/uv-requirements.txt || { echo "tools/uv-requirements.txt does not pin uv $(UV_VERSION)"; exit 1; }
+	python3 -m venv $(TOOLS_DIR) && $(TOOLS_DIR)/bin/pip install --quiet --require-hashes -r tools/uv-requirements.txt
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked --python $(PYTHON_VERSION)

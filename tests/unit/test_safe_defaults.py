@@ -135,3 +135,13 @@ def test_the_local_airflow_password_is_random_private_and_stable(tmp_path: Path)
     assert config.load({"HDP_HOME": str(tmp_path / "other")}).airflow_password != first
     chosen = config.load({"HDP_HOME": str(tmp_path), "HDP_AIRFLOW_PASSWORD": "chosen-one"})  # pragma: allowlist secret
     assert chosen.airflow_password == "chosen-one"  # pragma: allowlist secret
+
+
+def test_the_uv_bootstrap_is_pinned_by_hash() -> None:
+    makefile = (config.REPO_ROOT / "Makefile").read_text()
+    version = re.search(r"^UV_VERSION := (\S+)$", makefile, re.M)
+    assert version, "UV_VERSION in the Makefile"
+    requirements = (config.REPO_ROOT / "tools" / "uv-requirements.txt").read_text()
+    assert re.search(rf"^uv=={re.escape(version.group(1))} \\$", requirements, re.M)
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", requirements)) >= 10
+    assert "--require-hashes -r tools/uv-requirements.txt" in makefile

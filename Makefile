@@ -106,5 +106,10 @@ test: setup setup-browser lint typecheck ## Hygiene, unit and integration tests 
 chaos: setup ## Fault tests with real processes: kill -9 TaskManager/JobManager/Kafka/Spark, overload, bad input; reconciled
 	$(VENV)/bin/pytest -m chaos $(PYTEST_ARGS)
 
-clean: down ## Remove runtime state (.platform) and environments; the jar cache is kept
+clean: ## Delete all local data (.platform) and both environments, after asking (CONFIRM=yes: no question); jars kept
+	@if [ "$(CONFIRM)" != "yes" ]; then \
+		read -r -p "Delete .platform (every table, topic and checkpoint of the local platform) and both environments? [y/N] " answer || answer=; \
+		[ "$$answer" = y ] || [ "$$answer" = yes ] || { echo "nothing deleted (make clean CONFIRM=yes deletes without asking)"; exit 1; }; \
+	fi
+	$(MAKE) down
 	rm -rf .platform $(VENV) $(VENV_FLINK) .pytest_cache .ruff_cache .mypy_cache

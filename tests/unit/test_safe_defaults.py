@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,13 @@ def test_the_uv_bootstrap_is_pinned_by_hash() -> None:
     assert re.search(rf"^uv=={re.escape(version.group(1))} \\$", requirements, re.M)
     assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", requirements)) >= 10
     assert "--require-hashes -r tools/uv-requirements.txt" in makefile
+
+
+def test_make_clean_asks_before_deleting_data(tmp_path: Path) -> None:
+    shutil.copy(config.REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / ".platform" / "warehouse").mkdir(parents=True)
+    refused = subprocess.run(
+        ["make", "clean"], cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode != 0 and "nothing deleted" in refused.stdout
+    assert (tmp_path / ".platform" / "warehouse").exists()

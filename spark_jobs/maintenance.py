@@ -79,6 +79,24 @@ def call_procedure(spark: SparkSession, statement: str) -> list[Row]:
     raise AssertionError("unreachable")
 
 
+def drop_stale_audit_branches(spark: SparkSession, table: str, older_than: datetime) -> list[str]:
+    """Drop the ``audit_*`` branches (write-audit-publish) whose head is older than ``older_than``.
+
+    A daily_etl run drops its branch when it publishes or fails; a run killed in between leaves it, and a
+    branch pins its snapshots (and their files) for good. Only branches older than the orphan-file age are
+    dropped, so a run in progress keeps its own.
+    """
+    stale = spark.sql(
+        f"SELECT r.name FROM {table}.refs r JOIN {table}.snapshots s ON r.snapshot_id = s.snapshot_id "
+        f"WHERE r.type = 'BRANCH' AND startswith(r.name, 'audit_') "
+        f"AND s.committed_at < TIMESTAMP '{older_than:%Y-%m-%d %H:%M:%S}'"
+    ).collect()
+    names = sorted(str(row["name"]) for row in stale)
+    for name in names:
+        spark.sql(f"ALTER TABLE {table} DROP BRANCH IF EXISTS `{name}`")
+    return names
+
+
 def maintain(
     spark: SparkSession,
     table: str,
@@ -91,6 +109,7 @@ def maintain(
     before = file_stats(spark, table)
     checksum_before = content_checksum(spark.table(table))
     started = time.monotonic()
+    dropped_branches = drop_stale_audit_branches(spark, table, orphan_older_than)
     rewritten = call_procedure(
         spark,
         f"CALL {catalog}.system.rewrite_data_files(table => '{table}', options => map("
@@ -118,6 +137,7 @@ def maintain(
         "added_data_files": int(rewritten["added_data_files_count"]),
         "expired_data_files": int(expired["deleted_data_files_count"]),
         "orphan_files_removed": len(orphans),
+        "stale_audit_branches_dropped": dropped_branches,
         "rows_and_checksum_before": list(checksum_before),
         "rows_and_checksum_after": list(checksum_after),
         "content_unchanged": checksum_before == checksum_after,

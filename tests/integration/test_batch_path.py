@@ -132,6 +132,22 @@ def test_maintenance_compacts_small_files_and_keeps_the_content(spark: Any) -> N
     assert report["content_unchanged"] and report["rows_and_checksum_after"][0] == 1_200
 
 
+def test_maintenance_drops_audit_branches_a_killed_run_left(spark: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    table = "lakehouse.raw.left_branches"
+    spark.sql(f"DROP TABLE IF EXISTS {table}")
+    spark.range(0, 10).writeTo(table).create()
+    spark.sql(f"ALTER TABLE {table} CREATE BRANCH audit_killed_run")
+    spark.sql(f"ALTER TABLE {table} CREATE BRANCH keep_me")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    # A branch younger than the cut-off may belong to a run in progress: kept.
+    assert maintenance.drop_stale_audit_branches(spark, table, now - timedelta(days=1)) == []
+    assert maintenance.drop_stale_audit_branches(spark, table, now + timedelta(minutes=1)) == ["audit_killed_run"]
+    branches = {row["name"] for row in spark.sql(f"SELECT name FROM {table}.refs").collect()}
+    assert branches == {"main", "keep_me"}
+
+
 def maintenance_cutoffs() -> tuple[Any, int, Any]:
     from datetime import UTC, datetime, timedelta
 

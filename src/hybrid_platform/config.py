@@ -184,6 +184,29 @@ def local_airflow_password(home: Path) -> str:
     raise ConfigError(f"{path} is empty; delete it and run the command again")
 
 
+#: What a cluster deployment's secrets may not be: the placeholders its examples ship with, and the obvious.
+WEAK_SECRETS = frozenset({"change-me", "changeme", "admin", "password", "secret", "minioadmin"})
+MIN_SECRET_LENGTH = 16
+CLUSTER_SECRETS = (
+    "HDP_AIRFLOW_PASSWORD",
+    "HDP_CATALOG_PASSWORD",
+    "AIRFLOW__API_AUTH__JWT_SECRET",  # signs the API's tokens: a guessable one lets anyone forge them
+    "AIRFLOW__API__SECRET_KEY",
+    "AWS_SECRET_ACCESS_KEY",
+)
+
+
+def _refuse_weak_secrets(environ: dict[str, str] | None) -> None:
+    """On a cluster, a placeholder or short secret is refused: a template's examples get deployed as they are."""
+    for name in CLUSTER_SECRETS:
+        value = _env(name, "", environ)
+        if value and (value.lower() in WEAK_SECRETS or len(value) < MIN_SECRET_LENGTH):
+            raise ConfigError(
+                f"{name} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; on a cluster "
+                "(HDP_ENV=cluster) set a random one: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+
+
 def load(environ: dict[str, str] | None = None) -> PlatformConfig:
     """Resolve the configuration from ``environ`` (default: the process environment)."""
     home = Path(_env("HDP_HOME", str(REPO_ROOT / ".platform"), environ)).expanduser().resolve()
@@ -219,8 +242,11 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         s3_endpoint=_env("HDP_S3_ENDPOINT", "", environ),
         s3_region=_env("HDP_S3_REGION", "", environ),
     )
+    environment = _env("HDP_ENV", "ci" if _env("CI", "", environ) else "local", environ)
+    if environment == "cluster":
+        _refuse_weak_secrets(environ)
     return PlatformConfig(
-        environment=_env("HDP_ENV", "ci" if _env("CI", "", environ) else "local", environ),
+        environment=environment,
         home=home,
         jar_cache=jar_cache.expanduser().resolve(),
         ports=ports,

@@ -156,3 +156,13 @@ def test_make_clean_asks_before_deleting_data(tmp_path: Path) -> None:
     )
     assert refused.returncode != 0 and "nothing deleted" in refused.stdout
     assert (tmp_path / ".platform" / "warehouse").exists()
+
+
+@pytest.mark.parametrize("name", config.CLUSTER_SECRETS)
+def test_a_cluster_refuses_placeholder_and_short_secrets(name: str, tmp_path: Path) -> None:
+    base = {"HDP_HOME": str(tmp_path), "HDP_ENV": "cluster"}
+    for weak in ("change-me", "Admin", "short-secret"):
+        with pytest.raises(config.ConfigError, match=f"{name} is a placeholder or shorter than 16"):
+            config.load({**base, name: weak})
+    assert config.load({**base, name: "a-random-secret-of-some-length"}).environment == "cluster"
+    assert config.load({"HDP_HOME": str(tmp_path), name: "change-me"}).environment != "cluster"  # a laptop

@@ -35,9 +35,9 @@ from typing import Any
 from airflow.sdk import Param, TaskGroup, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from hybrid_platform import names
+from hybrid_platform import flink_ops
 
-JOBS = [names.JOB_FRAUD_SCORING, names.JOB_LAKE_INGEST]
+JOBS = list(flink_ops.JOBS)
 ACTIONS = ["ensure", "upgrade", "savepoint"]
 HEALTH_SETTLE = timedelta(minutes=3)
 
@@ -65,6 +65,15 @@ HEALTH_SETTLE = timedelta(minutes=3)
             {},
             type="object",
             description="upgrade only: new job arguments per job; a job not listed keeps its last ones",
+            # Known jobs and their known options only; values are checked by type before anything stops.
+            properties={
+                job: {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^(?!--)|^(" + "|".join(options) + ")(=.*)?$"},
+                }
+                for job, options in flink_ops.JOB_OPTIONS.items()
+            },
+            additionalProperties=False,
         ),
     },
 )

@@ -704,6 +704,7 @@ def upgrade(
         state = info.state if info else "not running"
         raise LifecycleError(f"{job} is {state}: nothing to upgrade safely; let ensure_running bring it back first")
     job_args = list(args) if args is not None else flink_ops.last_args(cfg, job)
+    flink_ops.check_job_args(job, job_args)  # before the stop: a typo must not leave the job stopped
     started = time.monotonic()
     # Held from the stop to the new run: an ensure_running in between would restore the old code.
     with job_lock.held(cfg, job):

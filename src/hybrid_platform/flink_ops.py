@@ -28,6 +28,45 @@ JOBS: dict[str, Path] = {
 }
 log = logging.getLogger(__name__)
 ACTIVE_STATES = {"RUNNING", "CREATED", "INITIALIZING", "RESTARTING", "RECONCILING"}
+#: The options each job's ``main`` accepts (held in step with its argparse by a unit test): option -> its
+#: type (``int``, ``float``, ``str``) or its choices. What the DAG's ``job_args`` param and every deploy
+#: check before anything is stopped: a typo must not leave a job stopped after an upgrade's savepoint.
+JOB_OPTIONS: dict[str, dict[str, type | tuple[str, ...]]] = {
+    names.JOB_FRAUD_SCORING: {
+        "--alert-threshold": float,
+        "--checkpoint-interval-ms": int,
+        "--model-registry": str,
+        "--start-from": ("group-offsets", "latest-offset"),
+    },
+    names.JOB_LAKE_INGEST: {
+        "--checkpoint-interval-ms": int,
+        "--start-from": ("group-offsets", "latest-offset"),
+    },
+}
+
+
+def check_job_args(job: str, args: list[str]) -> None:
+    """Raise :class:`FlinkOpsError` (one line) unless ``args`` are ``--option value`` pairs ``job`` accepts."""
+    _check_job(job)
+    known = JOB_OPTIONS[job]
+    pairs = [a.split("=", 1) if a.startswith("--") and "=" in a else [a] for a in args]
+    flat = [part for pair in pairs for part in pair]
+    if len(flat) % 2:
+        raise FlinkOpsError(f"{job}: job arguments come in `--option value` pairs, got {args}")
+    for option, value in zip(flat[::2], flat[1::2], strict=True):
+        kind = known.get(option)
+        if kind is None:
+            raise FlinkOpsError(f"{job}: unknown option {option!r}; it takes {', '.join(known)}")
+        if isinstance(kind, tuple):
+            if value not in kind:
+                raise FlinkOpsError(f"{job}: {option} takes one of {', '.join(kind)}, not {value!r}")
+            continue
+        try:
+            kind(value)
+        except ValueError:
+            raise FlinkOpsError(
+                f"{job}: {option} takes {kind.__name__ if isinstance(kind, type) else kind}, not {value!r}"
+            ) from None
 
 
 class FlinkOpsError(RuntimeError):
@@ -183,6 +222,7 @@ def deploy(
     from hybrid_platform import job_lock, runtime
 
     _check_job(job)
+    check_job_args(job, args or [])
     with job_lock.held(cfg, job):
         resolve_duplicates(cfg, job)
         running = active_job(cfg, job)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from hybrid_platform import flink_lifecycle as fl
+from hybrid_platform import flink_ops
 from hybrid_platform.config import load
 from hybrid_platform.flink_lifecycle import Action, Decision, HealthMetrics, HealthThresholds, Observation, Policy
 
@@ -183,3 +185,39 @@ def test_results_are_json_ready_for_xcom() -> None:
     report = fl.HealthReport("lake_ingest", True, (), healthy_metrics(job="lake_ingest"), "abc", {"transactions": 3})
     assert json.loads(json.dumps(report.to_dict()))["metrics"]["consumer_lag"] == 10
     assert report.summary().startswith("lake_ingest: healthy")
+
+
+def _argparse_options(script: Path) -> dict[str, object]:
+    """``--option`` -> its ``type`` name or ``choices`` tuple, read from the job's own ``add_argument`` calls."""
+    import ast
+
+    found: dict[str, object] = {}
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+            option = ast.literal_eval(node.args[0])
+            keywords = {k.arg: k.value for k in node.keywords}
+            if "choices" in keywords:
+                found[option] = tuple(ast.literal_eval(keywords["choices"]))
+            else:
+                found[option] = getattr(keywords.get("type"), "id", "str")
+    return found
+
+
+@pytest.mark.parametrize("job", list(flink_ops.JOBS))
+def test_the_declared_job_options_are_the_jobs_own(job: str) -> None:
+    declared = {o: k if isinstance(k, tuple) else k.__name__ for o, k in flink_ops.JOB_OPTIONS[job].items()}
+    assert declared == _argparse_options(flink_ops.JOBS[job])
+
+
+def test_job_arguments_are_checked_before_anything_stops() -> None:
+    flink_ops.check_job_args("lake_ingest", ["--checkpoint-interval-ms", "2000", "--start-from=latest-offset"])
+    flink_ops.check_job_args("fraud_scoring", ["--alert-threshold", "0.8", "--model-registry", "/tmp/m"])
+    for args, message in [
+        (["--checkpoint-interval-ms"], "pairs"),
+        (["--checkpoint-intervall-ms", "1"], "unknown option '--checkpoint-intervall-ms'"),
+        (["--checkpoint-interval-ms", "1s"], "takes int, not '1s'"),
+        (["--start-from", "earliest"], "takes one of group-offsets, latest-offset"),
+        (["--alert-threshold", "0.5"], "unknown option"),
+    ]:
+        with pytest.raises(flink_ops.FlinkOpsError, match=message):
+            flink_ops.check_job_args("lake_ingest", args)

@@ -178,14 +178,6 @@ def fraud_kpis_daily(silver: DataFrame, alerts: DataFrame) -> DataFrame:
     )
 
 
-def content_checksum(df: DataFrame) -> tuple[int, str]:
-    """(rows, order-independent checksum of every value): equal pairs mean equal content."""
-    row_hash = F.xxhash64(*[F.col(c) for c in sorted(df.columns)]).cast("decimal(38,0)")
-    row = df.agg(F.count(F.lit(1)).alias("rows"), F.coalesce(F.sum(row_hash), F.lit(0)).alias("sum")).first()
-    assert row is not None
-    return int(row["rows"]), f"{int(row['sum']) & (2**64 - 1):016x}"
-
-
 # --- write-audit-publish ----------------------------------------------------------------------------------
 
 
@@ -351,7 +343,7 @@ def _day(frame: DataFrame, literal: str) -> DataFrame:
 
 
 def _checksum(spark: SparkSession, table: str, literal: str) -> dict[str, Any]:
-    rows, checksum = content_checksum(_day(spark.table(table), literal))
+    rows, checksum = tables.content_checksum(_day(spark.table(table), literal))
     return {"rows": rows, "checksum": checksum}
 
 

@@ -26,7 +26,6 @@ from typing import Any
 from pyspark.sql import Row, SparkSession
 
 from spark_jobs import tables
-from spark_jobs.daily_etl import content_checksum
 
 from hybrid_platform import names
 from hybrid_platform.argparsing import OneLineParser, non_negative_number, positive_int, positive_number
@@ -107,7 +106,7 @@ def maintain(
     """Run the four procedures on ``table`` (catalog-qualified) and report files and content before/after."""
     catalog = table.split(".")[0]
     before = file_stats(spark, table)
-    checksum_before = content_checksum(spark.table(table))
+    checksum_before = tables.content_checksum(spark.table(table))
     started = time.monotonic()
     dropped_branches = drop_stale_audit_branches(spark, table, orphan_older_than)
     rewritten = call_procedure(
@@ -127,7 +126,7 @@ def maintain(
         f"older_than => TIMESTAMP '{orphan_older_than:%Y-%m-%d %H:%M:%S}')"
     ).collect()
     after = file_stats(spark, table)
-    checksum_after = content_checksum(spark.table(table))
+    checksum_after = tables.content_checksum(spark.table(table))
     assert rewritten is not None and expired is not None
     return {
         "table": table,

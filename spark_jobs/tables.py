@@ -12,7 +12,7 @@ files instead of rewriting whole data files (the maintenance job compacts them).
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from hybrid_platform import names
 
@@ -131,3 +131,22 @@ def ensure(spark: SparkSession, *tables: str) -> None:
             f"CREATE TABLE IF NOT EXISTS {table} {columns} USING iceberg PARTITIONED BY ({partition_column}) "
             "TBLPROPERTIES ('format-version' = '2', 'write.merge.mode' = 'merge-on-read')"
         )
+
+
+def content_checksum(df: DataFrame) -> tuple[int, str]:
+    """(rows, order-independent checksum of every value): equal pairs mean equal content.
+
+    A map column is hashed as its entries sorted by key (Spark cannot hash a map: two equal maps may
+    iterate in different orders).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import MapType
+
+    types = {field.name: field.dataType for field in df.schema.fields}
+    columns = [
+        F.array_sort(F.map_entries(F.col(c))) if isinstance(types[c], MapType) else F.col(c) for c in sorted(df.columns)
+    ]
+    row_hash = F.xxhash64(*columns).cast("decimal(38,0)")
+    row = df.agg(F.count(F.lit(1)).alias("rows"), F.coalesce(F.sum(row_hash), F.lit(0)).alias("sum")).first()
+    assert row is not None
+    return int(row["rows"]), f"{int(row['sum']) & (2**64 - 1):016x}"

@@ -211,6 +211,11 @@ def test_maintenance_compacts_what_flink_wrote_and_keeps_the_data(streaming_jobs
     assert report["before"]["data_files"] >= 4, "lake_ingest commits files at every checkpoint"
     assert report["after"]["data_files"] < report["before"]["data_files"]
     assert report["content_unchanged"], report
+    # raw.fraud_decisions logs the served features as a map: compacted and checked the same way.
+    decisions = maintenance.maintain(
+        spark, f"{cfg.catalog.name}.{names.RAW_FRAUD_DECISIONS}", now - timedelta(hours=1), 5, now - timedelta(days=1)
+    )
+    assert decisions["content_unchanged"] and decisions["rows_and_checksum_after"][0] > 0, decisions
 
 
 def test_newly_promoted_model_is_picked_up_without_restart(streaming_jobs: PlatformConfig) -> None:

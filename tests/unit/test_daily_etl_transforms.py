@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs import daily_etl, quality
+from spark_jobs import daily_etl, quality, tables
 
 DAY = date(2026, 11, 23)
 START = 1_795_392_000_000  # 2026-11-23T00:00:00Z
@@ -175,9 +175,19 @@ def test_fraud_kpis_score_the_streams_alerts_against_the_labels(spark: Any) -> N
 def test_checksum_ignores_row_order_and_sees_any_changed_value(spark: Any) -> None:
     rows = [("a", 1), ("b", 2), ("c", 3)]
     schema = "k STRING, v INT"
-    base = daily_etl.content_checksum(spark.createDataFrame(rows, schema))
-    assert daily_etl.content_checksum(spark.createDataFrame(rows[::-1], schema)) == base
-    assert daily_etl.content_checksum(spark.createDataFrame([("a", 1), ("b", 2), ("c", 4)], schema)) != base
+    base = tables.content_checksum(spark.createDataFrame(rows, schema))
+    assert tables.content_checksum(spark.createDataFrame(rows[::-1], schema)) == base
+    assert tables.content_checksum(spark.createDataFrame([("a", 1), ("b", 2), ("c", 4)], schema)) != base
+
+
+def test_checksum_covers_map_columns_whatever_their_order(spark: Any) -> None:
+    """raw.fraud_decisions logs features as a map: maintenance checks its content before and after."""
+    schema = "k STRING, features MAP<STRING, DOUBLE>"
+    one = spark.createDataFrame([("a", {"x": 1.0, "y": 2.0})], schema)
+    same = spark.createDataFrame([("a", {"y": 2.0, "x": 1.0})], schema)
+    other = spark.createDataFrame([("a", {"x": 1.0, "y": 3.0})], schema)
+    assert tables.content_checksum(one) == tables.content_checksum(same)
+    assert tables.content_checksum(one) != tables.content_checksum(other)
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,8 @@ builds the 23rd); set the `date` param when triggering to (re)build another day.
    suites, and publishes by fast-forwarding `main` — or fails with the report (which expectations, how
    many rows, the Data Docs page) and publishes nothing. See `spark_jobs/daily_etl.py`.
 <!-- [template:dbt] -->
-2. **`dbt`** — the dbt project's staging models and marts (with their tests) on the published tables:
-   one `dbt build` in one Spark session (the `dbt_producer_watcher` task), and one task per model and test
-   that shows its result; rendered by astronomer-cosmos from the precompiled manifest (the scheduler never
-   runs dbt to parse).
+2. **`dbt`** — the dbt project's staging models and marts (with their tests) on the published tables,
+   rendered by astronomer-cosmos from the precompiled manifest (the scheduler never runs dbt to parse).
 3. **`publish_marts`** — marks the marts as updated.
 <!-- [/template:dbt] -->
 
@@ -80,14 +78,10 @@ def lakehouse_daily() -> None:
             target_name=_cfg.environment,
             profiles_yml_filepath=dbt_runner.profiles_dir(_cfg) / "profiles.yml",
         ),
-        # One `dbt build` for the whole project in one task's process (dbtRunner, so one Spark session and one
-        # JVM for every model and test), and one task per model and per test that watches its result: the
-        # per-model view and states users expect, without a Spark session per model (the LOCAL mode's cost:
-        # one JVM start per task, most of lakehouse_daily's time). Measured in docs/batch.md.
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.DBT_RUNNER
-        ),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH),
+        # dbt in the task's process (dbtRunner, no subprocess); one task per model, then
+        # the project's tests once they are all built (a relationships test needs both of its models).
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_ALL),
         default_args={"retries": 0},
     )
 

@@ -44,6 +44,8 @@ DEMO_DURATION_S = float(os.environ.get("HDP_DEMO_DURATION", "60"))
 DEMO_HISTORY_DAYS_AGO = 35
 DEMO_BATCH_TRANSACTIONS = int(os.environ.get("HDP_DEMO_BATCH_TRANSACTIONS", "30000"))
 DEMO_DAG_TIMEOUT_S = 1800.0
+#: The latency meter starts this long before the traffic (its process starts and its consumers are assigned).
+METER_LEAD_S = 3.0
 
 
 class DemoFailure(RuntimeError):
@@ -207,19 +209,32 @@ def flink_states(cfg: PlatformConfig) -> dict[str, str]:
 def stream_and_measure(cfg: PlatformConfig, rate: float, duration_s: float) -> dict[str, Any]:
     """Send synthetic payments at ``rate`` for ``duration_s`` while measuring both latencies alongside:
     decisions (at least once) and alerts (exactly once)."""
-    import threading
-
     from hybrid_platform import generator, latency, names, reconcile
 
     since = reconcile.end_offsets(cfg, names.TOPIC_TRANSACTIONS)
-    measured: dict[str, latency.LatencyReport] = {}
-    meter = threading.Thread(target=lambda: measured.update(report=latency.measure(cfg, duration_s)), daemon=True)
-    meter.start()
+    # The meter is a process of its own: in a thread of the generator's process it would take the GIL from the
+    # sender, and a late send counts as latency (open loop: latency runs from the scheduled send time).
+    meter = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hybrid_platform.cli",
+            "latency",
+            "--duration",
+            str(duration_s + METER_LEAD_S),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(METER_LEAD_S)  # its consumers are assigned before the first record is sent
     report = generator.produce(
         cfg, rate=rate, duration_s=duration_s, seed=int(time.time()), late_fraction=0.02, malformed_fraction=0.01
     )
-    meter.join()
-    latencies = measured["report"]
+    out, _ = meter.communicate(timeout=duration_s + 120)
+    if meter.returncode != 0:
+        raise DemoFailure(f"`hdp latency` failed (exit code {meter.returncode})")
+    latencies = latency.LatencyReport.from_dict(json.loads(out))
     return {
         "generated": report.summary(),
         "decision": latencies.decision.summary(),

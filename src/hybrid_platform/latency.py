@@ -71,6 +71,17 @@ class LatencyReport:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "throughput_per_s": round(self.throughput_per_s, 1)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyReport:
+        """The report :meth:`to_dict` wrote (e.g. ``hdp latency --json`` in another process)."""
+        return cls(
+            float(data["duration_s"]),
+            int(data["decisions_seen"]),
+            int(data["alerts_seen"]),
+            Percentiles(**data["decision"]),
+            Percentiles(**data["alert"]),
+        )
+
     def summary(self) -> str:
         return (
             f"decisions (at least once): {self.decision.summary()}; "

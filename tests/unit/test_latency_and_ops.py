@@ -140,3 +140,11 @@ def test_a_savepoint_is_claimed_through_a_copy_and_a_checkpoint_is_not(tmp_path:
 
     shutil.rmtree(copied)
     assert (savepoint / "_metadata").exists() and (savepoint / "op" / "state").exists()
+
+
+def test_a_latency_report_round_trips_through_its_json() -> None:
+    import json
+
+    report = LatencyReport(60.0, 60_000, 900, Percentiles.of([5.0, 9.0, 40.0]), Percentiles.of([500.0, 1000.0]))
+    again = LatencyReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again == report and again.summary() == report.summary()

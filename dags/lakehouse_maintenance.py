@@ -31,7 +31,7 @@ RAW_TABLES = [
 PUBLISHED_TABLES = [names.SILVER_TRANSACTIONS, *names.GOLD_TABLES]
 
 
-def _maintenance_args(tables: list[str]) -> list[str]:
+def _maintenance_args(tables: list[str], orphan_min_age_hours: float | None = None) -> list[str]:
     """The job's arguments, with the retention settings read from Airflow Variables when the task runs."""
     from hybrid_platform.orchestration import variable
 
@@ -39,7 +39,7 @@ def _maintenance_args(tables: list[str]) -> list[str]:
         "--snapshot-retention-hours",
         variable("snapshot_retention_hours"),
         "--orphan-min-age-hours",
-        variable("orphan_min_age_hours"),
+        str(orphan_min_age_hours) if orphan_min_age_hours is not None else variable("orphan_min_age_hours"),
     ]
     for table in tables:
         args += ["--table", table]
@@ -60,7 +60,21 @@ def lakehouse_maintenance() -> None:
     def compact_raw() -> None:
         from hybrid_platform.orchestration import spark_submit
 
-        spark_submit("spark_jobs.maintenance", _maintenance_args(RAW_TABLES))
+        orphan_age: float | None = None
+        # [template:streaming]
+        # lake_ingest writes raw.*: files a retained checkpoint or savepoint would commit on a restore are
+        # not orphans, however long the job has been down.
+        import time
+
+        from hybrid_platform import config, flink_ops
+        from hybrid_platform.orchestration import variable
+
+        orphan_age = flink_ops.orphan_min_age_hours(
+            config.load(), names.JOB_LAKE_INGEST, float(variable("orphan_min_age_hours")), int(time.time() * 1000)
+        )
+        print(f"orphan files: only those older than {orphan_age:.1f} h")
+        # [/template:streaming]
+        spark_submit("spark_jobs.maintenance", _maintenance_args(RAW_TABLES, orphan_age))
 
     @task
     def compact_published() -> None:

@@ -427,6 +427,28 @@ def local_savepoints(cfg: PlatformConfig, job: str) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+def oldest_restore_point_ms(cfg: PlatformConfig, job: str) -> int | None:
+    """When the oldest checkpoint or savepoint of ``job`` still on disk was taken (epoch ms), or None.
+
+    A restore from it commits the files its sinks had written before it, so table maintenance must not delete
+    them as orphans (see :func:`orphan_min_age_hours`).
+    """
+    found = [p / "_metadata" for p in local_savepoints(cfg, job)]
+    for run in deployments(cfg, job):
+        found += (cfg.home / "flink" / "checkpoints" / run["job_id"]).glob("chk-*/_metadata")
+    times = [int(path.stat().st_mtime * 1000) for path in found if path.exists()]
+    return min(times) if times else None
+
+
+def orphan_min_age_hours(cfg: PlatformConfig, job: str, configured_hours: float, now_ms: int) -> float:
+    """The orphan-file age for tables ``job`` writes: the configured one, or more when a restore point of the
+    job is older, plus an hour (the files a checkpoint commits were written before it was taken)."""
+    oldest = oldest_restore_point_ms(cfg, job)
+    if oldest is None:
+        return configured_hours
+    return max(configured_hours, (now_ms - oldest) / 3_600_000 + 1.0)
+
+
 def latest_savepoint(cfg: PlatformConfig, job: str) -> str | None:
     found = local_savepoints(cfg, job)
     return _flink_uri(found[0]) if found else None

@@ -148,3 +148,25 @@ def test_a_latency_report_round_trips_through_its_json() -> None:
     report = LatencyReport(60.0, 60_000, 900, Percentiles.of([5.0, 9.0, 40.0]), Percentiles.of([500.0, 1000.0]))
     again = LatencyReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report and again.summary() == report.summary()
+
+
+def test_orphan_cleanup_spares_what_the_oldest_restore_point_would_commit(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from hybrid_platform import config
+
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    now_ms = 1_800_000_000_000
+    assert flink_ops.orphan_min_age_hours(cfg, "lake_ingest", 24.0, now_ms) == pytest.approx(24.0), "as set"
+    deployments = tmp_path / "flink" / "deployments"
+    deployments.mkdir(parents=True)
+    (deployments / "lake_ingest.json").write_text(json.dumps([{"job_id": "a" * 32, "args": []}]))
+    checkpoint = tmp_path / "flink" / "checkpoints" / ("a" * 32) / "chk-7"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "_metadata").write_bytes(b"x")
+    taken_s = (now_ms - 3 * 86_400_000) / 1000  # the job has been down for three days
+    os.utime(checkpoint / "_metadata", (taken_s, taken_s))
+    assert flink_ops.oldest_restore_point_ms(cfg, "lake_ingest") == now_ms - 3 * 86_400_000
+    assert flink_ops.orphan_min_age_hours(cfg, "lake_ingest", 24.0, now_ms) == pytest.approx(73.0)
+    assert flink_ops.orphan_min_age_hours(cfg, "lake_ingest", 100.0, now_ms) == pytest.approx(100.0)

@@ -69,6 +69,7 @@ def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 
 def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     started = time.monotonic()
+    config.demo_settings()  # a bad HDP_DEMO_* value stops here, before anything starts
     jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog))
     runtime.up(cfg)
     summary = demo.run(cfg)  # [template:streaming]

@@ -148,6 +148,37 @@ class PlatformConfig:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def _number(name: str, default: float, environ: dict[str, str] | None, minimum: float = 0.0) -> float:
+    raw = _env(name, str(default), environ)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number; set it to a number (default {default:g})") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name}={raw!r} is below {minimum:g}; set it to at least {minimum:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What `hdp demo` runs: the stream's rate, warm-up and measured duration, and the past day's size."""
+
+    rate: float
+    warmup_s: float
+    duration_s: float
+    batch_transactions: int
+
+
+def demo_settings(environ: dict[str, str] | None = None) -> DemoSettings:
+    """From ``HDP_DEMO_*`` at call time: a bad value is one clear line from `hdp demo`, not a crash of every command."""
+    return DemoSettings(
+        rate=_number("HDP_DEMO_RATE", 1000, environ, minimum=1),
+        warmup_s=_number("HDP_DEMO_WARMUP", 20, environ),
+        duration_s=_number("HDP_DEMO_DURATION", 60, environ, minimum=1),
+        batch_transactions=int(_number("HDP_DEMO_BATCH_TRANSACTIONS", 30000, environ, minimum=1000)),
+    )
+
+
 def _flag(name: str, environ: dict[str, str] | None) -> bool:
     raw = _env(name, "", environ).strip().lower()
     if raw in ("", "0", "false", "no"):

@@ -13,7 +13,6 @@ what each step measured, and a failed check fails the demo.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -26,23 +25,16 @@ from hybrid_platform import (
     airflow_client,
     runtime,  # [template:streaming]
 )
-from hybrid_platform.config import REPO_ROOT, PlatformConfig
+from hybrid_platform.config import REPO_ROOT, PlatformConfig, demo_settings
 
 SPARK_TABLE = "demo.cards_from_spark"
 FLINK_TABLE = "demo.cards_from_flink"  # [template:streaming]
 SMOKE_TOPIC = "platform_smoke"
-# [template:streaming]
-# The streaming part of the demo: HDP_DEMO_WARMUP seconds of traffic (the just-deployed jobs JIT-compile,
-# start their Python workers and fill their windows; reported, not hidden), then HDP_DEMO_RATE events/s
-# for HDP_DEMO_DURATION seconds, measured.
-DEMO_RATE = float(os.environ.get("HDP_DEMO_RATE", "1000"))
-DEMO_WARMUP_S = float(os.environ.get("HDP_DEMO_WARMUP", "20"))
-DEMO_DURATION_S = float(os.environ.get("HDP_DEMO_DURATION", "60"))
-# [/template:streaming]
-# The batch part: a past day (all its labels known) of HDP_DEMO_BATCH_TRANSACTIONS, built and trained on
-# through Airflow.
+# The streaming part of the demo (config.demo_settings): HDP_DEMO_WARMUP seconds of traffic (the
+# just-deployed jobs JIT-compile and fill their state; reported, not hidden), then HDP_DEMO_RATE events/s
+# for HDP_DEMO_DURATION seconds, measured. The batch part: a past day (all its labels known) of
+# HDP_DEMO_BATCH_TRANSACTIONS, built and trained on through Airflow.
 DEMO_HISTORY_DAYS_AGO = 35
-DEMO_BATCH_TRANSACTIONS = int(os.environ.get("HDP_DEMO_BATCH_TRANSACTIONS", "30000"))
 DEMO_DAG_TIMEOUT_S = 1800.0
 #: The latency meter starts this long before the traffic (its process starts and its consumers are assigned).
 METER_LEAD_S = 3.0
@@ -119,6 +111,7 @@ def pyiceberg_read(cfg: PlatformConfig, tables: list[str]) -> dict[str, int]:
 
 
 def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    settings = demo_settings()
     summary: dict[str, Any] = {}
 
     def step(name: str, action: Callable[[], Any]) -> None:
@@ -153,9 +146,9 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
     # [template:streaming]
     # Airflow's flink_jobs DAG deploys both jobs (or restores them from their checkpoints) and checks health.
     step("airflow: flink_jobs", lambda: {**run_dag(client, "flink_jobs", {"action": "ensure"}), **flink_states(cfg)})
-    if DEMO_WARMUP_S > 0:
-        step("stream: warm-up", lambda: stream_and_measure(cfg, DEMO_RATE, DEMO_WARMUP_S))
-    step("stream + measure latency", lambda: stream_and_measure(cfg, DEMO_RATE, DEMO_DURATION_S))
+    if settings.warmup_s > 0:
+        step("stream: warm-up", lambda: stream_and_measure(cfg, settings.rate, settings.warmup_s))
+    step("stream + measure latency", lambda: stream_and_measure(cfg, settings.rate, settings.duration_s))
     streamed = summary["stream + measure latency"]
     step(
         "lake reconciled",
@@ -163,16 +156,16 @@ def run(cfg: PlatformConfig, echo: Callable[[str], None] = print) -> dict[str, A
     )
     # [/template:streaming]
     history = (datetime.now(UTC) - timedelta(days=DEMO_HISTORY_DAYS_AGO)).date().isoformat()
-    step("historical day in raw.*", lambda: seed_day(history))
+    step("historical day in raw.*", lambda: seed_day(history, settings.batch_transactions))
     step("airflow: lakehouse_daily", lambda: run_dag(client, "lakehouse_daily", {"date": history}))
     step("airflow: fraud_model_training", lambda: run_dag(client, "fraud_model_training"))  # [template:ml]
     return summary
 
 
-def seed_day(day: str) -> dict[str, Any]:
+def seed_day(day: str, transactions: int) -> dict[str, Any]:
     """A past day whose chargebacks have all arrived, landed in raw.* (as lake_ingest would have)."""
     done = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.seed_day", "--date", day, "--transactions", str(DEMO_BATCH_TRANSACTIONS)],
+        [sys.executable, "-m", "spark_jobs.seed_day", "--date", day, "--transactions", str(transactions)],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

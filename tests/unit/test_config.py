@@ -89,3 +89,27 @@ def test_aws_s3_needs_no_endpoint() -> None:
     cfg = config.load({"HDP_WAREHOUSE": "s3://bucket/wh"})
     java = cfg.catalog.java_properties()
     assert java["io-impl"].endswith("S3FileIO") and "s3.endpoint" not in java and "s3.path-style-access" not in java
+
+
+def test_demo_settings_are_read_when_the_demo_runs_and_refused_in_one_line() -> None:
+    assert config.demo_settings({}) == config.DemoSettings(1000.0, 20.0, 60.0, 30000)
+    assert config.demo_settings({"HDP_DEMO_RATE": "250", "HDP_DEMO_WARMUP": "0"}).rate == pytest.approx(250)
+    for name, value in (("HDP_DEMO_RATE", "abc"), ("HDP_DEMO_DURATION", "0"), ("HDP_DEMO_RATE", "nan")):
+        with pytest.raises(config.ConfigError, match=name) as info:
+            config.demo_settings({name: value})
+        assert "\n" not in str(info.value)
+
+
+def test_a_bad_demo_setting_does_not_break_other_commands() -> None:
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "hybrid_platform.cli", "--help"],
+        env={**os.environ, "HDP_DEMO_RATE": "abc"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

@@ -34,11 +34,12 @@ MAX_NESTING = 64
 #: bytes) fits, with room for the envelope. Kafka's own 1 MiB default would refuse a 1 MiB record's DLQ
 #: record, fail the exactly-once sink and restart the job on the same record forever.
 DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
-#: A DLQ record keeps at most this much of the rejected record. Kafka's size limit applies to the compressed
-#: batch, so a compressed record can be far larger unpacked; its DLQ copy must still fit the DLQ topic (or
-#: the DLQ writer fails, and the job restarts on the same record forever). Beyond it the reason says so and
-#: carries the whole record's length and SHA-256.
-DLQ_MAX_ORIGINAL_BYTES = 1024 * 1024
+#: A DLQ record keeps at most this much of the rejected record: whole, any record up to Kafka's default
+#: limit (message.max.bytes, 1 MiB + 12 bytes). That limit applies to the compressed batch, so a compressed
+#: record can be far larger unpacked; its DLQ copy must still fit the DLQ topic (or the DLQ writer fails, and
+#: the job restarts on the same record forever). Beyond it the reason says so and carries the whole record's
+#: length and SHA-256.
+DLQ_MAX_ORIGINAL_BYTES = 1_048_588
 MAX_ID_LENGTH = 64
 MAX_AMOUNT = Decimal("1000000")
 CENT = Decimal("0.01")

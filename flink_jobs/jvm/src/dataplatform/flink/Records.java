@@ -134,7 +134,7 @@ public final class Records {
     }
 
     /** As events.DLQ_MAX_ORIGINAL_BYTES: a record compressed small can be huge unpacked; its DLQ copy must fit. */
-    public static final int MAX_ORIGINAL_BYTES = 1024 * 1024;
+    public static final int MAX_ORIGINAL_BYTES = 1_048_588;
 
     public static byte[] deadLetter(byte[] raw, String reason, String topic, int partition, long offset,
             long receivedAt) {

@@ -64,9 +64,7 @@ def check_job_args(job: str, args: list[str]) -> None:
         try:
             kind(value)
         except ValueError:
-            raise FlinkOpsError(
-                f"{job}: {option} takes {kind.__name__ if isinstance(kind, type) else kind}, not {value!r}"
-            ) from None
+            raise FlinkOpsError(f"{job}: {option} takes {kind.__name__}, not {value!r}") from None
 
 
 class FlinkOpsError(RuntimeError):

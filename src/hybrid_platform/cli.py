@@ -18,7 +18,7 @@ from hybrid_platform.java import JavaError
 
 PORT_VARIABLES = (
     "ports: HDP_KAFKA_PORT (9092), HDP_KAFKA_CONTROLLER_PORT (9093), HDP_FLINK_PORT (8081), "
-    "HDP_AIRFLOW_PORT (8080); state folder: HDP_HOME (.platform)"
+    "HDP_AIRFLOW_PORT (8080), HDP_SPARK_CONNECT_PORT (15002); state folder: HDP_HOME (.platform)"
 )
 
 
@@ -183,6 +183,15 @@ def cmd_dbt(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     if not args.dbt_args:
         print("hdp dbt: give a dbt command, e.g. `hdp dbt build` or `hdp dbt docs generate`", file=sys.stderr)
         return 2
+    if cfg.spark_remote and args.dbt_args[0] not in {"parse", "deps", "clean", "init"}:
+        host, _, port = cfg.spark_remote.removeprefix("sc://").partition("/")[0].rpartition(":")
+        if not runtime.port_open(host, int(port or 15002)):  # "localhost" for the runtime's own
+            print(
+                f"hdp dbt: no Spark Connect server at {cfg.spark_remote}; start one, e.g. `hdp up`, or set "
+                "HDP_SPARK_REMOTE=none to run Spark in this process",
+                file=sys.stderr,
+            )
+            return 2
     try:
         return 0 if dbt_runner.run(cfg, args.dbt_args) else 1
     except RuntimeError as error:

@@ -46,6 +46,7 @@ class Ports:
     flink_rest: int
     flink_rpc: int
     airflow: int
+    spark_connect: int = 15002
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,12 @@ class PlatformConfig:
     catalog: CatalogConfig
     spark_master: str
     flink_python: Path  # interpreter of the PyFlink environment
+    #: The Spark Connect server (``sc://host:port``) dbt runs its models on, or "" for a SparkSession in dbt's
+    #: own process (a JVM per dbt invocation, so per Airflow task). Locally the runtime's own server.
+    spark_remote: str = ""
+    #: The bearer token that server requires (a server that runs code it is sent needs one, even on loopback:
+    #: other users of the machine reach loopback too). Locally random, generated once.
+    spark_connect_token: str = ""
 
     @property
     def run_dir(self) -> Path:
@@ -205,7 +212,12 @@ def local_airflow_password(home: Path) -> str:
 
     HDP_AIRFLOW_PASSWORD wins over it; `hdp status` and the demo print where to find it.
     """
-    path = home / "secrets" / "airflow-password"
+    return local_secret(home, "airflow-password")
+
+
+def local_secret(home: Path, name: str) -> str:
+    """A random secret of the local runtime, generated once per state folder into a private file."""
+    path = home / "secrets" / name
     write_private(path, secrets.token_urlsafe(18))
     for _ in range(50):  # a concurrent first start may have created it a moment before writing
         text = path.read_text(encoding="utf-8").strip()
@@ -221,6 +233,7 @@ MIN_SECRET_LENGTH = 16
 CLUSTER_SECRETS = (
     "HDP_AIRFLOW_PASSWORD",
     "HDP_CATALOG_PASSWORD",
+    "HDP_SPARK_CONNECT_TOKEN",
     "AIRFLOW__API_AUTH__JWT_SECRET",  # signs the API's tokens: a guessable one lets anyone forge them
     "AIRFLOW__API__SECRET_KEY",
     "AWS_SECRET_ACCESS_KEY",
@@ -250,6 +263,7 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         flink_rest=_port("HDP_FLINK_PORT", 8081, environ),
         flink_rpc=_port("HDP_FLINK_RPC_PORT", 6123, environ),
         airflow=_port("HDP_AIRFLOW_PORT", 8080, environ),
+        spark_connect=_port("HDP_SPARK_CONNECT_PORT", 15002, environ),
     )
     airflow_no_auth = _flag("HDP_AIRFLOW_NO_AUTH", environ)
     if airflow_no_auth and bind_host not in LOOPBACK_HOSTS:
@@ -276,6 +290,7 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
     environment = _env("HDP_ENV", "ci" if _env("CI", "", environ) else "local", environ)
     if environment == "cluster":
         _refuse_weak_secrets(environ)
+    spark_remote = _spark_remote(environment, ports, environ)
     return PlatformConfig(
         environment=environment,
         home=home,
@@ -291,4 +306,20 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         catalog=catalog,
         spark_master=_env("HDP_SPARK_MASTER", "local[2]", environ),
         flink_python=Path(_env("HDP_FLINK_PYTHON", str(REPO_ROOT / ".venv-flink" / "bin" / "python"), environ)),
+        spark_remote=spark_remote,
+        spark_connect_token=_env("HDP_SPARK_CONNECT_TOKEN", "", environ)
+        or (local_secret(home, "spark-connect-token") if spark_remote and environment != "cluster" else ""),
     )
+
+
+def _spark_remote(environment: str, ports: Ports, environ: dict[str, str] | None) -> str:
+    """HDP_SPARK_REMOTE: ``sc://host:port``, or ``none`` for Spark inside dbt's process; unset, the local
+    runtime's server (``hdp up`` runs one, on loopback whatever HDP_BIND_HOST says: only dbt here uses it; the
+    client sends its token without TLS only to ``localhost``), and on a cluster none."""
+    local_server = f"sc://localhost:{ports.spark_connect}" if environment != "cluster" else "none"
+    value = _env("HDP_SPARK_REMOTE", local_server, environ)
+    if value == "none":
+        return ""
+    if not value.startswith("sc://"):
+        raise ConfigError(f"HDP_SPARK_REMOTE={value!r} is neither sc://host:port nor none; set one of them or unset it")
+    return value

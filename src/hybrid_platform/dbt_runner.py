@@ -1,12 +1,15 @@
 """dbt on the shared lakehouse: profiles.yml rendered from the platform config, dbt run in-process.
 
-The adapter is dbt-spark in ``session`` mode: dbt runs every model through a SparkSession of *this* process
-(no Thrift server to run), built with exactly the settings every Spark job gets from
-``engines.spark_conf`` (jars from the verified cache, the Iceberg JDBC catalog as the default catalog), passed
-as the profile's ``server_side_parameters``. dbt-spark applies them to ``SparkSession.builder`` before
-``getOrCreate()``: in a fresh process they configure the new session (and its JVM, through spark-submit), in
-a process that already has a session (a test, a Spark job) the session is reused and only its runtime SQL
-settings are updated.
+The adapter is dbt-spark in ``session`` mode, which calls ``SparkSession.builder...getOrCreate()`` with the
+profile's ``server_side_parameters``. Two ways, chosen by ``HDP_SPARK_REMOTE`` (``config.spark_remote``):
+
+- **Spark Connect** (locally the default: ``hdp up`` runs the server): the parameters hold ``spark.remote``
+  and the session is a thin client of one long-lived Spark driver that already has the jars and the Iceberg
+  catalog. Each Airflow task of a model is a dbt process of its own, and a JVM per task cost ~20 s of each.
+- **In this process** (``HDP_SPARK_REMOTE=none``, the cluster default): the parameters are exactly the
+  settings every Spark job gets from ``engines.spark_conf`` (jars from the verified cache, the Iceberg JDBC
+  catalog as the default catalog). In a fresh process they configure a new session and its JVM; in a process
+  that already has a session (a test, a Spark job) it is reused and only its runtime SQL settings change.
 
 Everything dbt writes (the rendered profile, ``target/`` with ``manifest.json``, ``logs/``) goes to
 ``<HDP_HOME>/dbt``; the repository's ``dbt/`` folder holds only what is committed.
@@ -47,7 +50,9 @@ def state_dir(cfg: PlatformConfig) -> Path:
 
 
 def profiles_dir(cfg: PlatformConfig) -> Path:
-    return state_dir(cfg)
+    """One folder per way of running Spark, so a dbt run of one kind never rewrites the other's profile under
+    the Airflow tasks that read it."""
+    return state_dir(cfg) / ("profile-connect" if cfg.spark_remote else "profile-in-process")
 
 
 def target_path(cfg: PlatformConfig) -> Path:
@@ -63,14 +68,21 @@ def manifest_path(cfg: PlatformConfig) -> Path:
     return target_path(cfg) / "manifest.json"
 
 
+#: Settings a Spark Connect client may set per session; the server was started with every other one.
+_CONNECT_SESSION_SETTINGS = ("spark.sql.session.timeZone", "spark.sql.shuffle.partitions")
+
+
 def spark_parameters(cfg: PlatformConfig) -> dict[str, str]:
     """The Spark settings of dbt's session: the platform's own, plus an in-memory session catalog.
 
     dbt-spark's session mode calls ``enableHiveSupport()``; the lakehouse is the Iceberg default catalog and
     needs no Hive metastore, so ``in-memory`` (applied after it) keeps Derby's ``metastore_db`` from being
-    created at all.
+    created at all. Through Spark Connect only the server's address and the per-session SQL settings.
     """
     conf = engines.spark_conf(cfg, APP_NAME)
+    if cfg.spark_remote:
+        # spark.master beside spark.remote is refused by pyspark; jars and the catalog are the server's.
+        return {"spark.remote": cfg.spark_remote, **{key: conf[key] for key in _CONNECT_SESSION_SETTINGS}}
     conf["spark.sql.catalogImplementation"] = "in-memory"
     return conf
 
@@ -131,6 +143,8 @@ def invoke(cfg: PlatformConfig, args: Sequence[str]) -> Any:
     if missing:
         raise RuntimeError(f"dbt reads the catalog credentials from the environment: set {', '.join(missing)}")
     write_profile(cfg)
+    if cfg.spark_remote and cfg.spark_connect_token:
+        os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] = cfg.spark_connect_token  # where pyspark's client reads it
     target_path(cfg).mkdir(parents=True, exist_ok=True)
     log_path(cfg).mkdir(parents=True, exist_ok=True)
     # Imported here so that the package stays pure standard library (and importable next to Flink).

@@ -80,6 +80,7 @@ def private_env(home: Path) -> dict[str, str]:
         "HDP_FLINK_PORT": str(free_port()),
         "HDP_FLINK_RPC_PORT": str(free_port()),
         "HDP_AIRFLOW_PORT": str(free_port()),
+        "HDP_SPARK_CONNECT_PORT": str(free_port()),  # [template:dbt]
     }
 
 
@@ -453,6 +454,10 @@ def airflow_env(cfg: PlatformConfig) -> dict[str, str]:
         # Cosmos would report usage to a third party from every dbt task: not from this platform.
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "SCARF_NO_ANALYTICS": "true",
+        # dbt's tasks reach the runtime's Spark Connect server with its token (config resolves it once here,
+        # so a DAG file's config.load() reads no secret file).
+        "HDP_SPARK_CONNECT_TOKEN": cfg.spark_connect_token,  # [template:dbt]
+        **spark_connect_client_env(cfg),  # [template:dbt]
         **_java_env(),
     }
 
@@ -496,6 +501,55 @@ def _dbt_manifest_prepare(cfg: PlatformConfig) -> None:
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
         raise RuntimeFailure(f"`dbt parse` failed: {tail[0] if tail else 'no output'}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Spark Connect: one long-lived Spark driver that dbt's models run on (config.spark_remote)
+
+#: The server's main class, in the pyspark wheel's jars: spark-submit runs it with no application file.
+SPARK_CONNECT_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+
+def _spark_connect_settings_file(cfg: PlatformConfig) -> Path:
+    return cfg.run_dir / "spark-connect.properties"
+
+
+def _spark_connect_prepare(cfg: PlatformConfig) -> None:
+    """Every Spark job's settings (jars, Iceberg catalog, memory) as a private properties file: on a cluster
+    they include the catalog password, which a command line would show to every user of the machine."""
+    from hybrid_platform import engines
+
+    conf = engines.spark_conf(cfg, "spark-connect")
+    conf.update(
+        {
+            "spark.sql.catalogImplementation": "in-memory",  # the lakehouse is Iceberg's; no Derby metastore
+            "spark.connect.grpc.binding.address": "127.0.0.1",  # only dbt on this machine uses it
+            "spark.connect.grpc.binding.port": str(cfg.ports.spark_connect),
+            # No web UI: it would be one more unauthenticated listener; each job's own UI is still there.
+            "spark.ui.enabled": "false",
+        }
+    )
+    path = _spark_connect_settings_file(cfg)
+    path.unlink(missing_ok=True)
+    # Java properties: a backslash escapes, so it is doubled; keys never contain separators.
+    lines = [f"{key}=" + value.replace("\\", "\\\\") for key, value in sorted(conf.items())]
+    write_private(path, "\n".join(lines) + "\n")
+
+
+def _spark_connect_command(cfg: PlatformConfig) -> list[str]:
+    spark_submit = str(Path(sys.executable).parent / "spark-submit")
+    return [spark_submit, "--properties-file", str(_spark_connect_settings_file(cfg)), "--class", SPARK_CONNECT_CLASS]
+
+
+def _spark_connect_health(cfg: PlatformConfig) -> Health:
+    if port_open("127.0.0.1", cfg.ports.spark_connect):
+        return Health(True, f"listening on 127.0.0.1:{cfg.ports.spark_connect}")
+    return Health(False, f"no listener on 127.0.0.1:{cfg.ports.spark_connect}")
+
+
+def spark_connect_client_env(cfg: PlatformConfig) -> dict[str, str]:
+    """What a Spark Connect client of this runtime needs in its environment: pyspark reads the token there."""
+    return {"SPARK_CONNECT_AUTHENTICATE_TOKEN": cfg.spark_connect_token} if cfg.spark_remote else {}
 
 
 # [/template:dbt]
@@ -563,6 +617,24 @@ def services() -> list[Service]:
             for index, name in enumerate(TASKMANAGERS)
         ),
         # [/template:streaming]
+        # [template:dbt]
+        Service(
+            name="spark-connect",
+            command=_spark_connect_command,
+            # The server requires the token (Spark's spark.connect.authenticate.token, read from here).
+            env=lambda cfg: {
+                **_java_env(),
+                "SPARK_LOCAL_IP": "127.0.0.1",
+                "PYSPARK_PYTHON": sys.executable,
+                "SPARK_CONNECT_AUTHENTICATE_TOKEN": cfg.spark_connect_token,
+            },
+            health=_spark_connect_health,
+            url=lambda cfg: f"sc://localhost:{cfg.ports.spark_connect}",
+            ports=lambda cfg: [cfg.ports.spark_connect],
+            prepare=_spark_connect_prepare,
+            start_timeout_s=180,
+        ),
+        # [/template:dbt]
         Service(
             name="airflow-api-server",
             command=_airflow_command("api-server"),

@@ -16,7 +16,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -105,10 +105,11 @@ def lakehouse(spark: Any, platform_cfg: config.PlatformConfig) -> Lakehouse:
 
 
 def _dbt(spark: Any, cfg: config.PlatformConfig, args: list[str]) -> Any:
-    """Run dbt in-process; put back the one session setting dbt-spark forces (ANSI off) for later tests."""
+    """Run dbt in-process on this session (not a Spark Connect server); put back the one session setting
+    dbt-spark forces (ANSI off) for later tests."""
     ansi = spark.conf.get("spark.sql.ansi.enabled")
     try:
-        return dbt_runner.invoke(cfg, args)
+        return dbt_runner.invoke(replace(cfg, spark_remote=""), args)
     finally:
         spark.conf.set("spark.sql.ansi.enabled", ansi)
 
@@ -228,7 +229,7 @@ print(json.dumps({
     done = subprocess.run(
         [sys.executable, "-c", script, f"select count(*) as n from marts.fct_transactions where event_date = '{DAY}'"],
         cwd=tmp_path,
-        env={**os.environ, "HDP_HOME": str(platform_cfg.home)},
+        env={**os.environ, "HDP_HOME": str(platform_cfg.home), "HDP_SPARK_REMOTE": "none"},
         capture_output=True,
         text=True,
         timeout=600,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -65,6 +67,42 @@ def test_flink_rest_runs_no_uploaded_jar_and_answers_no_foreign_origin(local_run
 
 
 # [/template:streaming]
+
+
+# [template:dbt]
+_CONNECT_CLIENT = """
+import json, sys
+from pyspark.sql.connect.session import SparkSession
+try:
+    answer = SparkSession.builder.remote(sys.argv[1]).create().sql("select 1 as x").collect()[0].x
+except Exception as error:  # the client raises a gRPC exception with the server's status
+    answer = "UNAUTHENTICATED" if "UNAUTHENTICATED" in str(error) else repr(error)
+print(json.dumps(answer))
+"""
+
+
+def test_spark_connect_refuses_a_client_without_the_token(local_runtime: PlatformConfig) -> None:
+    """The server runs what it is sent (SQL, Python functions): loopback alone would admit every local user."""
+
+    def ask(env: dict[str, str]) -> object:
+        done = subprocess.run(
+            [sys.executable, "-c", _CONNECT_CLIENT, local_runtime.spark_remote],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    without = {k: v for k, v in os.environ.items() if k != "SPARK_CONNECT_AUTHENTICATE_TOKEN"}
+    assert ask(without) == "UNAUTHENTICATED"
+    assert ask({**without, **runtime.spark_connect_client_env(local_runtime)}) == 1
+    assert runtime.port_open("127.0.0.1", local_runtime.ports.spark_connect)
+
+
+# [/template:dbt]
 
 
 def test_airflow_login_with_documented_credentials(local_runtime: PlatformConfig) -> None:

@@ -23,7 +23,8 @@ GENERIC_TESTS = ("unique", "not_null", "accepted_values", "relationships")
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> config.PlatformConfig:
-    cfg = config.load({"HDP_HOME": str(tmp_path / "home")})
+    """Spark inside dbt's process (HDP_SPARK_REMOTE=none)."""
+    cfg = config.load({"HDP_HOME": str(tmp_path / "home"), "HDP_SPARK_REMOTE": "none"})
     jars.ensure_all(cfg.jar_cache, ["spark"])
     return cfg
 
@@ -45,7 +46,7 @@ def _property_files() -> list[Path]:
 
 def test_profile_hands_dbt_the_platform_spark_settings(cfg: config.PlatformConfig) -> None:
     path = dbt_runner.write_profile(cfg)
-    assert path == cfg.home / "dbt" / "profiles.yml"
+    assert path == cfg.home / "dbt" / "profile-in-process" / "profiles.yml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     profile = _load(path)[dbt_runner.PROFILE_NAME]
     output = profile["outputs"][profile["target"]]
@@ -57,6 +58,34 @@ def test_profile_hands_dbt_the_platform_spark_settings(cfg: config.PlatformConfi
     assert parameters["spark.sql.defaultCatalog"] == cfg.catalog.name
     assert parameters[f"spark.sql.catalog.{cfg.catalog.name}.uri"] == cfg.catalog.uri
     assert "iceberg-spark-runtime" in parameters["spark.jars"]
+
+
+def test_locally_dbt_runs_on_the_runtimes_spark_connect_server(tmp_path: Path) -> None:
+    local = config.load({"HDP_HOME": str(tmp_path), "HDP_SPARK_CONNECT_PORT": "15999"})
+    assert local.spark_remote == "sc://localhost:15999"
+    # The server runs what it is sent: it takes a random token, private to this user, never in the profile.
+    token_file = tmp_path / "secrets" / "spark-connect-token"
+    assert local.spark_connect_token == token_file.read_text() and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    path = dbt_runner.write_profile(local)
+    assert path == tmp_path / "dbt" / "profile-connect" / "profiles.yml"
+    assert local.spark_connect_token not in path.read_text()
+    output = _load(path)[dbt_runner.PROFILE_NAME]["outputs"][local.environment]
+    assert (output["type"], output["method"]) == ("spark", "session")
+    # The server has the jars and the catalog; pyspark refuses spark.master beside spark.remote.
+    assert output["server_side_parameters"] == {
+        "spark.remote": "sc://localhost:15999",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": engines.spark_conf(local, "dbt")["spark.sql.shuffle.partitions"],
+    }
+
+
+def test_spark_remote_is_a_connect_url_or_none(tmp_path: Path) -> None:
+    assert config.load({"HDP_HOME": str(tmp_path), "HDP_ENV": "cluster"}).spark_remote == ""
+    assert config.load({"HDP_HOME": str(tmp_path), "HDP_SPARK_REMOTE": "sc://spark:15002"}).spark_remote == (
+        "sc://spark:15002"
+    )
+    with pytest.raises(config.ConfigError, match="HDP_SPARK_REMOTE"):
+        config.load({"HDP_HOME": str(tmp_path), "HDP_SPARK_REMOTE": "spark:15002"})
 
 
 def test_profile_is_rewritten_only_when_it_changes(cfg: config.PlatformConfig) -> None:
@@ -71,6 +100,7 @@ def test_catalog_password_never_lands_in_the_profile(tmp_path: Path) -> None:
     cluster = config.load(
         {
             "HDP_HOME": str(tmp_path),
+            "HDP_SPARK_REMOTE": "none",
             "HDP_CATALOG_URI": "jdbc:postgresql://catalog-db:5432/iceberg",
             "HDP_CATALOG_USER": "iceberg",
             "HDP_CATALOG_PASSWORD": "s3cret-value",  # pragma: allowlist secret (test-only)
@@ -97,7 +127,7 @@ def test_dbt_writes_only_under_the_state_folder(cfg: config.PlatformConfig) -> N
     options = dict(zip(argv[3::2], argv[4::2], strict=True))
     assert options == {
         "--project-dir": str(PROJECT),
-        "--profiles-dir": str(cfg.home / "dbt"),
+        "--profiles-dir": str(cfg.home / "dbt" / "profile-in-process"),
         "--log-path": str(cfg.home / "dbt" / "logs"),
         "--target-path": str(cfg.home / "dbt" / "target"),
     }

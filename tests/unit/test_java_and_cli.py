@@ -88,6 +88,7 @@ CLI_MISTAKES = {
     "batch_maintenance_zero_retain_last": ("batch", "maintenance", "--retain-last", "0"),
     "batch_maintenance_negative_orphan_age": ("batch", "maintenance", "--orphan-min-age-hours", "-1"),
     "dbt_without_command": ("dbt",),
+    "dbt_without_spark_connect_server": ("dbt", "build"),
     "latency_zero_duration": ("latency", "--duration", "0"),
     "latency_extra_argument": ("latency", "60"),
 }
@@ -99,6 +100,7 @@ UNREACHABLE = {
     "HDP_AIRFLOW_URL": "http://127.0.0.1:1",
     "HDP_MAVEN_REPO": "http://127.0.0.1:1",
     "HDP_SPARK_MASTER": "spark://127.0.0.1:1",
+    "HDP_SPARK_REMOTE": "sc://127.0.0.1:1",
 }
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD
 DEFAULT_CHECKPOINT_INTERVAL_MS = 1000
 
 
-def job_settings(job_name: str, checkpoint_interval_ms: int) -> dict[str, str]:
+def job_settings(cfg: config.PlatformConfig, job_name: str, checkpoint_interval_ms: int) -> dict[str, str]:
     """Settings that decide latency and guarantees (recorded here, not left to defaults)."""
     return {
         "pipeline.name": job_name,
@@ -54,9 +53,9 @@ def job_settings(job_name: str, checkpoint_interval_ms: int) -> dict[str, str]:
         "execution.checkpointing.timeout": "60 s",
         # Heap state with the changelog: a checkpoint uploads what changed since the last one, not the whole
         # per-card history (RocksDB: HDP_FLINK_STATE_BACKEND=rocksdb, for state larger than memory).
-        "state.backend.type": os.environ.get("HDP_FLINK_STATE_BACKEND", "hashmap"),
+        "state.backend.type": cfg.flink_state_backend,
         "execution.checkpointing.incremental": "true",
-        **changelog_settings(),
+        **changelog_settings(cfg),
         # The one network hop (keyBy card) flushes within a millisecond.
         "execution.buffer-timeout.interval": "1 ms",
         # Chained operators hand over records without copying them (none keeps a reference to its input).
@@ -115,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
 
     job = names.JOB_FRAUD_SCORING
-    settings = job_settings(job, args.checkpoint_interval_ms)
+    settings = job_settings(cfg, job, args.checkpoint_interval_ms)
     conf = Configuration()
     for key, value in settings.items():
         conf.set_string(key, value)

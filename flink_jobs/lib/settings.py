@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hybrid_platform import config
 
 #: How a job prints its effective settings in the client output (the benchmark reads them back).
 JOB_SETTINGS_PREFIX = "job settings: "
@@ -37,14 +39,14 @@ def register_record_parsers(t_env: Any, functions: dict[str, str]) -> None:
         t_env._j_tenv.createTemporarySystemFunction(sql_name, parser)
 
 
-def changelog_settings() -> dict[str, str]:
+def changelog_settings(cfg: config.PlatformConfig) -> dict[str, str]:
     """The changelog state backend (HDP_FLINK_CHANGELOG, default on), and the restore mode it needs.
 
     A restore in Flink's default NO_CLAIM mode must take a full snapshot first, which the changelog backend
     cannot: with it the job claims the checkpoint or savepoint it starts from (CLAIM), and Flink deletes that
     snapshot once newer checkpoints subsume it.
     """
-    if os.environ.get("HDP_FLINK_CHANGELOG", "true").lower() in {"0", "false", "no"}:
+    if not cfg.flink_changelog:
         return {"state.changelog.enabled": "false"}
     return {"state.changelog.enabled": "true", "execution.state-recovery.claim-mode": "CLAIM"}
 

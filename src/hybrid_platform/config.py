@@ -136,6 +136,13 @@ class PlatformConfig:
     catalog: CatalogConfig
     spark_master: str
     flink_python: Path  # interpreter of the PyFlink environment
+    #: Sizing: Spark's shuffle partitions and driver heap; Flink's TaskManager process size (local runtime),
+    #: state backend (``hashmap`` on the heap, ``rocksdb`` for state larger than memory) and changelog.
+    spark_shuffle_partitions: int = 4
+    spark_driver_memory: str = "2g"
+    flink_taskmanager_memory: str = "2048m"
+    flink_state_backend: str = "hashmap"
+    flink_changelog: bool = True
     #: The Spark Connect server (``sc://host:port``) dbt runs its models on, or "" for a SparkSession in dbt's
     #: own process (a JVM per dbt invocation, so per Airflow task). Locally the runtime's own server.
     spark_remote: str = ""
@@ -184,6 +191,14 @@ def demo_settings(environ: dict[str, str] | None = None) -> DemoSettings:
         duration_s=_number("HDP_DEMO_DURATION", 60, environ, minimum=1),
         batch_transactions=int(_number("HDP_DEMO_BATCH_TRANSACTIONS", 30000, environ, minimum=1000)),
     )
+
+
+def _choice(name: str, choices: tuple[str, ...], environ: dict[str, str] | None) -> str:
+    """One of ``choices`` (the first is the default)."""
+    value = _env(name, choices[0], environ).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}; set one of them or unset it")
+    return value
 
 
 def _flag(name: str, environ: dict[str, str] | None) -> bool:
@@ -306,6 +321,11 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         catalog=catalog,
         spark_master=_env("HDP_SPARK_MASTER", "local[2]", environ),
         flink_python=Path(_env("HDP_FLINK_PYTHON", str(REPO_ROOT / ".venv-flink" / "bin" / "python"), environ)),
+        spark_shuffle_partitions=int(_number("HDP_SPARK_SHUFFLE_PARTITIONS", 4, environ, minimum=1)),
+        spark_driver_memory=_env("HDP_SPARK_DRIVER_MEMORY", "2g", environ),
+        flink_taskmanager_memory=_env("HDP_FLINK_TASKMANAGER_MEMORY", "2048m", environ),
+        flink_state_backend=_choice("HDP_FLINK_STATE_BACKEND", ("hashmap", "rocksdb"), environ),
+        flink_changelog=_env("HDP_FLINK_CHANGELOG", "true", environ).strip().lower() not in {"0", "false", "no"},
         spark_remote=spark_remote,
         spark_connect_token=_env("HDP_SPARK_CONNECT_TOKEN", "", environ)
         or (local_secret(home, "spark-connect-token") if spark_remote and environment != "cluster" else ""),

@@ -6,8 +6,6 @@ the Flink environment, DAGs and tests.
 
 from __future__ import annotations
 
-import os
-
 from hybrid_platform import jars
 from hybrid_platform.config import PlatformConfig
 
@@ -24,8 +22,8 @@ def spark_conf(cfg: PlatformConfig, app_name: str) -> dict[str, str]:
         catalog: "org.apache.iceberg.spark.SparkCatalog",
         "spark.sql.defaultCatalog": cfg.catalog.name,
         "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": os.environ.get("HDP_SPARK_SHUFFLE_PARTITIONS", "4"),
-        "spark.driver.memory": os.environ.get("HDP_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.sql.shuffle.partitions": str(cfg.spark_shuffle_partitions),
+        "spark.driver.memory": cfg.spark_driver_memory,
         "spark.ui.showConsoleProgress": "false",
         # Keep Hive/Derby by-products inside the state folder, not in the working directory.
         "spark.sql.warehouse.dir": str(cfg.home / "spark" / "spark-warehouse"),

@@ -291,7 +291,7 @@ def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
         # ones. fraud_scoring's state is compact (14 bytes an event of history); the heap (~1.1 GB) leaves
         # room for the Kafka clients' buffers so the collector runs rarely (at 1.5 GB it took 2-5% of the
         # time). Managed memory only serves RocksDB and process-mode Python workers, neither used by default.
-        "taskmanager.memory.process.size": os.environ.get("HDP_FLINK_TASKMANAGER_MEMORY", "2048m"),
+        "taskmanager.memory.process.size": cfg.flink_taskmanager_memory,
         "taskmanager.memory.managed.fraction": "0.1",
         "taskmanager.numberOfTaskSlots": "2",
         # A new job takes a slot on the least loaded TaskManager: the two long-lived jobs run in separate
@@ -303,7 +303,7 @@ def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:
         "rest.bind-address": host,
         "rest.port": str(cfg.ports.flink_rest),
         # Heap state locally (fast checkpoints for small state); RocksDB on clusters (HDP_FLINK_STATE_BACKEND).
-        "state.backend.type": os.environ.get("HDP_FLINK_STATE_BACKEND", "hashmap"),
+        "state.backend.type": cfg.flink_state_backend,
         "execution.checkpointing.dir": (base / "checkpoints").as_uri(),
         "execution.checkpointing.savepoint-dir": (base / "savepoints").as_uri(),
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
@@ -458,6 +458,9 @@ def airflow_env(cfg: PlatformConfig) -> dict[str, str]:
         # so a DAG file's config.load() reads no secret file).
         "HDP_SPARK_CONNECT_TOKEN": cfg.spark_connect_token,  # [template:dbt]
         **spark_connect_client_env(cfg),  # [template:dbt]
+        # dbt-spark asks every new session for Hive support; through Spark Connect that static setting is
+        # refused with a warning per query (the server's catalog is Iceberg's, no Hive): not worth a log line.
+        "PYTHONWARNINGS": "ignore:Failed to set spark.sql.catalogImplementation",  # [template:dbt]
         **_java_env(),
     }
 

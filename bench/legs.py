@@ -24,7 +24,7 @@ DAG_IDS = ("flink_jobs", "fraud_model_training", "lakehouse_daily", "lakehouse_m
 
 def footprint(ctx: Context) -> dict[str, Any]:
     """Resident memory of every service, idle: the whole runtime up, nothing submitted."""
-    ctx.services("kafka", "flink", "airflow")
+    ctx.services("kafka", "flink", "spark", "airflow")
     time.sleep(6)  # let start-up settle (Airflow's first DAG parse, JIT) before sampling
     samples = []
     for _ in range(3):
@@ -119,7 +119,7 @@ def orchestration(ctx: Context) -> dict[str, Any]:
     # From here on, every leg takes one DAG parse sample once its services are up (Context.services); the
     # harness keeps parse_s up to date with all of them.
     ctx.dag_parse_samples = []
-    ctx.services("kafka", "flink", "airflow")
+    ctx.services("kafka", "flink", "spark", "airflow")  # spark: the Spark Connect server dbt's tasks use
     result: dict[str, Any] = {"parse_s": summarize_dag_parse(ctx.dag_parse_samples)}
 
     client = airflow_client.AirflowClient.for_platform(ctx.cfg)

@@ -32,7 +32,6 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark_jobs import quality, tables
-from spark_jobs.seed_day import DAY_MS, day_start_ms
 
 from hybrid_platform import config, names
 from hybrid_platform.argparsing import OneLineParser, iso_date
@@ -229,8 +228,8 @@ def run(spark: SparkSession, cfg: config.PlatformConfig, day: date, run_id: str)
     """Build and publish one logical date; raises ``quality.GateFailed`` (nothing published) or ``EtlError``."""
     started = time.monotonic()
     literal = day.isoformat()
-    day_start = day_start_ms(day)
-    day_end = day_start + DAY_MS - 1
+    day_start = tables.day_start_ms(day)
+    day_end = day_start + tables.DAY_MS - 1
     if not tables.table_exists(spark, names.RAW_TRANSACTIONS):
         raise EtlError(f"{names.RAW_TRANSACTIONS} does not exist: run lake_ingest or `hdp batch seed --date {literal}`")
     tables.ensure(

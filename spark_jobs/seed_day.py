@@ -34,7 +34,6 @@ from spark_jobs import tables
 from hybrid_platform import generator, names
 from hybrid_platform.argparsing import OneLineParser, iso_date, non_negative_int, positive_int
 
-DAY_MS = 86_400_000
 KAFKA_PARTITIONS = 2
 #: Producer retries replay a record now and then; the ETL deduplicates on txn_id.
 DUPLICATE_SHARE = 0.001
@@ -69,10 +68,6 @@ LABEL_SCHEMA = T.StructType(
 )
 
 
-def day_start_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
-
-
 def reference_rates() -> dict[str, Decimal]:
     """USD per unit of each currency the platform prices (versioned in spark_jobs/reference)."""
     text = resources.files("spark_jobs").joinpath("reference/currency_rates.csv").read_text(encoding="utf-8")
@@ -87,13 +82,13 @@ def synthesize_day(
     Only transactions whose event time falls on ``day`` are kept (the generator's late events near
     midnight would belong to the day before), so a day can be re-seeded without touching its neighbours.
     """
-    start = day_start_ms(day)
+    start = tables.day_start_ms(day)
     rng = random.Random(seed ^ 0x5EED)
     offsets = [0] * KAFKA_PARTITIONS
     rows: list[tuple[Any, ...]] = []
     labels: list[tuple[Any, ...]] = []
     counts: Counter[str] = Counter()
-    rate = transactions / (DAY_MS / 1000)
+    rate = transactions / (tables.DAY_MS / 1000)
     for record in generator.synthesize(seed, transactions, start, rate):
         if record.kind == generator.KIND_LABEL:
             label = json.loads(record.value)
@@ -104,7 +99,7 @@ def synthesize_day(
                 counts["labels_not_yet_known"] += 1
             continue
         txn = record.transaction
-        if txn is None or not start <= txn.event_time < start + DAY_MS:
+        if txn is None or not start <= txn.event_time < start + tables.DAY_MS:
             counts["outside_day"] += 1
             continue
         amount, currency = txn.amount, txn.currency
@@ -197,7 +192,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("--corrupt", action="store_true", help="inject a broken upstream's defects")
     args = parser.parse_args(argv)
-    as_of = None if args.labels_as_of is None else day_start_ms(args.labels_as_of + timedelta(days=1)) - 1
+    as_of = None if args.labels_as_of is None else tables.day_start_ms(args.labels_as_of + timedelta(days=1)) - 1
     spark = build_session("seed_day")
     try:
         print(json.dumps(seed(spark, args.date, args.transactions, args.seed, as_of, args.corrupt), indent=2))

@@ -12,9 +12,20 @@ files instead of rewriting whole data files (the maintenance job compacts them).
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 from pyspark.sql import DataFrame, SparkSession
 
 from hybrid_platform import names
+
+#: A day partition (``event_date``) is a UTC day: these many milliseconds from its first one.
+DAY_MS = 86_400_000
+
+
+def day_start_ms(day: date) -> int:
+    """The first epoch millisecond of ``day`` (UTC)."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
 
 RAW = {
     names.RAW_TRANSACTIONS: (

@@ -61,7 +61,6 @@ from pyspark.sql import functions as F
 
 from spark_jobs import tables
 from spark_jobs.features import add_card_features
-from spark_jobs.seed_day import day_start_ms
 
 from hybrid_platform import config, names, rules
 from hybrid_platform.argparsing import (
@@ -465,7 +464,7 @@ class Options:
 
 def cutoff_ms(as_of: date) -> int:
     """The end of the UTC day ``as_of`` (inclusive), like ``seed_day --labels-as-of``."""
-    return day_start_ms(as_of + timedelta(days=1)) - 1
+    return tables.day_start_ms(as_of + timedelta(days=1)) - 1
 
 
 def main_snapshot_id(spark: SparkSession, table: str) -> int:

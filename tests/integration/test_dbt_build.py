@@ -49,7 +49,7 @@ class Lakehouse:
 
 def _alerts(spark: Any) -> list[tuple[Any, ...]]:
     """Alerts the stream could have raised for the seeded day: most frauds, some legit and unlabeled rows."""
-    from spark_jobs.seed_day import day_start_ms
+    from spark_jobs.tables import day_start_ms
 
     labels = {r["txn_id"]: r["is_fraud"] for r in spark.table(names.RAW_FRAUD_LABELS).collect()}
     raw = spark.table(names.RAW_TRANSACTIONS).where(f"event_date = DATE '{DAY}'")
@@ -75,7 +75,7 @@ def lakehouse(spark: Any, platform_cfg: config.PlatformConfig) -> Lakehouse:
 
     from spark_jobs import daily_etl, seed_day, tables
 
-    seed_day.seed(spark, DAY, TRANSACTIONS, labels_as_of_ms=seed_day.day_start_ms(date(2027, 1, 1)))
+    seed_day.seed(spark, DAY, TRANSACTIONS, labels_as_of_ms=tables.day_start_ms(date(2027, 1, 1)))
     tables.ensure(spark, names.RAW_FRAUD_ALERTS)
     schema = "txn_id STRING, card_id STRING, score DOUBLE, reasons ARRAY<STRING>, model_version STRING, "
     schema += "event_time BIGINT, scored_at BIGINT, event_date DATE"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+import subprocess  # [template:dbt]
+import sys  # [template:dbt]
 import urllib.error
 import urllib.request
 from pathlib import Path

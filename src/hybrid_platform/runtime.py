@@ -509,6 +509,8 @@ def _dbt_manifest_prepare(cfg: PlatformConfig) -> None:
 # --------------------------------------------------------------------------------------------------
 # Spark Connect: one long-lived Spark driver that dbt's models run on (config.spark_remote)
 
+#: The server's driver heap (a resident JVM, so smaller than a batch job's ``HDP_SPARK_DRIVER_MEMORY``).
+SPARK_CONNECT_MEMORY = "1g"
 #: The server's main class, in the pyspark wheel's jars: spark-submit runs it with no application file.
 SPARK_CONNECT_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -526,6 +528,8 @@ def _spark_connect_prepare(cfg: PlatformConfig) -> None:
     conf.update(
         {
             "spark.sql.catalogImplementation": "in-memory",  # the lakehouse is Iceberg's; no Derby metastore
+            # dbt's models aggregate a day of silver: 1 GB of heap is plenty, and the server stays resident.
+            "spark.driver.memory": SPARK_CONNECT_MEMORY,
             "spark.connect.grpc.binding.address": "127.0.0.1",  # only dbt on this machine uses it
             "spark.connect.grpc.binding.port": str(cfg.ports.spark_connect),
             # No web UI: it would be one more unauthenticated listener; each job's own UI is still there.

@@ -276,7 +276,11 @@ def test_trigger_lakehouse_daily_from_the_ui_and_watch_it_succeed(
         print(f"{run_id} succeeded in the UI after {elapsed:.0f} s ({len(states)} tasks)")
 
         _run_state_in_ui(page, run_id)
-        page.get_by_role("button", name="Expand all task groups").click()  # the dbt models, one row each
+        # The grid's toolbar renders after the run's task instances load (seconds on a busy 2-core machine).
+        page.wait_for_load_state("networkidle")
+        expand = page.get_by_role("button", name="Expand all task groups")
+        expect(expand).to_be_visible(timeout=90_000)
+        expand.click()  # the dbt models, one row each
         page.wait_for_load_state("networkidle")
         page.screenshot(path=SCREENSHOTS / "airflow-lakehouse-daily-run.png")
     finally:

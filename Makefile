@@ -96,9 +96,10 @@ infra-check: $(VENV)/.synced ## Validate infra/ offline (Compose and k8s schemas
 	$(VENV)/bin/pytest tests/unit/test_infra.py $(PYTEST_ARGS)
 # [/template:infra]
 
-security: $(VENV)/.synced ## Secret scan of every tracked file (detect-secrets) and vulnerability audit of uv.lock, both environments
+security: $(VENV)/.synced ## Secret scan of every tracked file (detect-secrets); vulnerability audit of uv.lock (both environments) and of the JVM classpath (offline)
 	git ls-files -z | xargs -0 $(VENV)/bin/detect-secrets-hook --baseline .secrets.baseline
 	UV=$(UV) $(VENV)/bin/python tools/audit_dependencies.py
+	$(VENV)/bin/python tools/audit_jvm.py
 
 test: setup setup-browser lint typecheck ## Hygiene, unit and integration tests (CI runs this, then `make chaos`)
 	$(VENV)/bin/pytest -m "not chaos" $(PYTEST_ARGS)

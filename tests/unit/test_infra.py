@@ -2,8 +2,8 @@
 
 - Compose files against the Compose Specification JSON schema committed in infra/schemas.
 - Kubernetes manifests against the Kubernetes OpenAPI schemas bundled by ``kubernetes-validate`` (strict: an
-  unknown field fails), and the Flink Kubernetes Operator's resources against its CRD schemas committed in
-  infra/schemas (made strict the same way the API server's field validation is).
+  unknown field fails), and the Flink Kubernetes Operator's and cert-manager's resources against their CRD
+  schemas committed in infra/schemas (made strict the same way the API server's field validation is).
 - Every image tag, build argument and jar version in infra/ equals the one in pyproject.toml / uv.lock /
   jars.toml / the Makefile; no version number is repeated here.
 - Published ports bind 127.0.0.1; credentials come from .env interpolation or Secrets, never literals.
@@ -39,6 +39,18 @@ KUBERNETES_VERSION = "1.33.0"
 #: Variable names that carry credentials: their values must come from .env or a Secret.
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|ACCESS_KEY|_KEY$|JAAS", re.IGNORECASE)
 SECRET_KEYWORDS = re.compile(r"password|secret|token|fernet", re.IGNORECASE)
+#: The one literal "password" Kubernetes manifests may hold: the password of the Java keystores cert-manager
+#: writes for the Flink REST API's mutual TLS. Not a secret (infra/k8s/flink/tls.yaml): cert-manager stores the
+#: private key unencrypted (tls.key) in the same Secret as the keystore, and Flink's configuration takes
+#: keystore passwords as literal values only. test_infra_security.py holds every use to this value and these
+#: fields, and each keystore to a cert-manager Secret.
+KEYSTORE_PASSWORD = "hdp-flink-rest-keystore"  # pragma: allowlist secret
+KEYSTORE_PASSWORD_FIELDS = (
+    ".spec.flinkConfiguration.security.ssl.rest.keystore-password",
+    ".spec.flinkConfiguration.security.ssl.rest.key-password",
+    ".spec.flinkConfiguration.security.ssl.rest.truststore-password",
+    ".spec.keystores.jks.password",
+)
 
 # A project generated for one target has only that deployment (copier.yml): the other's checks are skipped.
 HAS_COMPOSE = COMPOSE_DIR.is_dir()
@@ -147,10 +159,17 @@ def _strict(schema: Any) -> Any:
 FLINK_VERSION_AMENDMENT = ("v2_0", "v2_1")
 
 
+#: The committed CRD schemas (infra/schemas/README.md says where each comes from).
+CRD_SCHEMAS = (
+    *sorted((SCHEMAS / "flink-kubernetes-operator").glob("*.yml")),
+    *sorted((SCHEMAS / "cert-manager").glob("*.yaml")),
+)
+
+
 @functools.cache
 def crd_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
     validators = {}
-    for path in sorted((SCHEMAS / "flink-kubernetes-operator").glob("*.yml")):
+    for path in CRD_SCHEMAS:
         crd = yaml.safe_load(path.read_text())
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
         for version in crd["spec"]["versions"]:
@@ -351,7 +370,9 @@ def test_dockerfiles_and_build_args_follow_the_version_matrix() -> None:
             assert value == expected[arg], f"compose {name}: build arg {arg}={value}"
     # The official Flink base image is the same Flink as the PyFlink wheel in uv.lock.
     assert re.search(
-        r"^FROM flink:\$\{FLINK_VERSION\}-scala_2\.12-java17$", (DOCKER_DIR / "flink.Dockerfile").read_text(), re.M
+        r"^FROM flink:\$\{FLINK_VERSION\}-scala_2\.12-java17(@sha256:[0-9a-f]{64})?$",
+        (DOCKER_DIR / "flink.Dockerfile").read_text(),
+        re.M,
     )
 
 
@@ -474,6 +495,10 @@ def test_kubernetes_manifests_reference_secrets_and_never_inline_them() -> None:
             assert document.get("kind") != "Secret", f"{path}: Secrets are created outside the repository"
             for where, value in walk(document):
                 leaf = where.rsplit(".", 1)[-1]
+                if where in KEYSTORE_PASSWORD_FIELDS and value == KEYSTORE_PASSWORD:
+                    continue  # not a credential: see KEYSTORE_PASSWORD
+                if leaf == "automountServiceAccountToken" and isinstance(value, bool):
+                    continue  # a switch, not a token
                 if SECRET_KEYWORDS.search(leaf) and not leaf.endswith(
                     ("SecretName", "secretName", "secretKey", "_file")
                 ):
@@ -508,8 +533,8 @@ def test_flink_session_cluster_is_configured_for_a_cluster() -> None:
 def test_flink_rest_service_matches_the_platform_config() -> None:
     deployment = load_yaml_documents(K8S_DIR / "flink" / "flinkdeployment.yaml")[0]
     platform = load_yaml_documents(K8S_DIR / "platform" / "configmap.yaml")[0]["data"]
-    # The operator names the REST service <deployment>-rest.
-    assert platform["HDP_FLINK_REST_URL"].startswith(f"http://{deployment['metadata']['name']}-rest.")
+    # The operator names the REST service <deployment>-rest; the API takes HTTPS with client certificates only.
+    assert platform["HDP_FLINK_REST_URL"].startswith(f"https://{deployment['metadata']['name']}-rest.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -529,8 +554,10 @@ def test_helm_values_follow_the_matrix_and_switch_spark_by_connection() -> None:
     assert connection["host"] == platform["HDP_SPARK_MASTER"] and connection["host"].startswith("k8s://")
     for item in values["secret"]:
         assert set(item) == {"envName", "secretName", "secretKey"}
-    for key in ("fernetKeySecretName", "webserverSecretKeySecretName"):
+    # Airflow 3's names: [api] secret_key and [api_auth] jwt_secret (the Airflow 2 webserver key is gone).
+    for key in ("fernetKeySecretName", "apiSecretKeySecretName", "jwtSecretName"):
         assert isinstance(values[key], str)
+    assert "webserverSecretKeySecretName" not in values and "webserverSecretKey" not in values
     assert isinstance(values["data"]["metadataSecretName"], str) and values["postgresql"]["enabled"] is False
     # extraEnv/extraEnvFrom are templated strings in the chart: they must parse as lists of env entries.
     for key in ("extraEnv", "extraEnvFrom"):
@@ -544,7 +571,7 @@ def test_spark_defaults_name_the_platform_image() -> None:
     conf = load_yaml_documents(K8S_DIR / "spark" / "spark-defaults.yaml")[0]["data"]["spark-defaults.conf"]
     settings = dict(line.split(None, 1) for line in conf.splitlines() if line.strip() and not line.startswith("#"))
     assert settings["spark.kubernetes.container.image"] == platform_image()
-    assert settings["spark.kubernetes.authenticate.driver.serviceAccountName"] == "spark"
+    assert settings["spark.kubernetes.authenticate.executor.serviceAccountName"] == "spark-executor"
 
 
 @needs_k8s

@@ -42,7 +42,7 @@ def floor_produce(topic: str, rate: int, duration_s: float, record_bytes: int, l
     cfg = config.load()
     producer = Producer(
         {
-            "bootstrap.servers": cfg.kafka_bootstrap,
+            **cfg.kafka_client("producer"),
             "acks": "all",
             "enable.idempotence": True,
             # Explicit: librdkafka (like Kafka 4's Java client) defaults to 5 ms, which is part of the floor.
@@ -184,7 +184,7 @@ def decisions(
 
     def consumer(topic: str, committed: bool, lazy: bool) -> Any:
         settings: dict[str, Any] = {
-            "bootstrap.servers": cfg.kafka_bootstrap,
+            **cfg.kafka_client("observer"),
             "group.id": f"bench-probe-{topic}-{start_ms}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed" if committed else "read_uncommitted",

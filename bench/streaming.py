@@ -495,7 +495,7 @@ def _wait_drained(ctx: Context, group: str, topic: str, timeout_s: float) -> flo
     """Seconds until consumer group ``group`` has committed the end of ``topic`` (Flink commits at checkpoints)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": ctx.cfg.kafka_bootstrap, "group.id": group, "log_level": 0})
+    consumer = Consumer({**ctx.cfg.kafka_client("observer", log_level=0), "group.id": group})
     started = time.monotonic()
     try:
         partitions = [
@@ -617,7 +617,7 @@ def _latest_checkpoint_size(ctx: Context, job_id: str) -> dict[str, Any]:
 
 #: What spark_jobs.streaming_scoring prints its lines after (that module needs pyspark to import).
 SPARK_JOB_NAME = "streaming_scoring"
-SPARK_TOPICS = ("fraud_decisions_spark", "fraud_alerts_spark", "transactions_dlq_spark")
+SPARK_TOPICS = names.SPARK_SCORING_TOPICS
 
 
 def _wait_for_line(log: Path, prefix: str, job: subprocess.Popen[bytes], timeout_s: float = 300) -> None:

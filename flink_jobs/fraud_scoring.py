@@ -32,7 +32,7 @@ from typing import Any
 
 from flink_jobs.lib.settings import changelog_settings, print_settings
 
-from hybrid_platform import config, decision_spec, events, flink_jar, names
+from hybrid_platform import config, decision_spec, events, flink_jar, kafka_auth, names
 from hybrid_platform.model import registry_root
 from hybrid_platform.rules import DEFAULT_ALERT_THRESHOLD
 
@@ -70,7 +70,10 @@ def pipeline_settings(cfg: config.PlatformConfig, args: argparse.Namespace) -> d
     job = names.JOB_FRAUD_SCORING
     return {
         "bootstrap": cfg.kafka_bootstrap,
-        "kafka_properties": {"max.request.size": str(events.DLQ_MAX_MESSAGE_BYTES)},
+        "kafka_properties": {
+            "max.request.size": str(events.DLQ_MAX_MESSAGE_BYTES),
+            **cfg.kafka_java("fraud-scoring", shaded=kafka_auth.FLINK_SHADED),
+        },
         "group_id": job,
         "start_from": args.start_from,
         "input_topic": names.TOPIC_TRANSACTIONS,

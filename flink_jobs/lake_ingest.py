@@ -31,7 +31,7 @@ from flink_jobs.lib.kafka_sql import (
 )
 from flink_jobs.lib.settings import register_record_parsers, use_operators
 
-from hybrid_platform import config, names
+from hybrid_platform import config, kafka_auth, names
 from hybrid_platform.engines import flink_catalog_ddl
 
 RAW_TABLES = {
@@ -149,15 +149,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_env.execute_sql(flink_catalog_ddl(cfg))
     create_raw_tables(t_env, cfg.catalog.name)
     job, bootstrap, start = names.JOB_LAKE_INGEST, cfg.kafka_bootstrap, args.start_from
-    t_env.execute_sql(raw_source_ddl("transactions_source", names.TOPIC_TRANSACTIONS, bootstrap, job, start))
-    t_env.execute_sql(raw_source_ddl("labels_source", names.TOPIC_FRAUD_LABELS, bootstrap, job, start))
+    auth = kafka_auth.flink_sql_options(cfg.kafka_java("lake-ingest", shaded=kafka_auth.FLINK_SHADED))
+    t_env.execute_sql(raw_source_ddl("transactions_source", names.TOPIC_TRANSACTIONS, bootstrap, job, start, auth))
+    t_env.execute_sql(raw_source_ddl("labels_source", names.TOPIC_FRAUD_LABELS, bootstrap, job, start, auth))
     for table, columns, topic in (
         ("alerts_source", ALERT_COLUMNS, names.TOPIC_FRAUD_ALERTS),
         ("decisions_source", DECISION_COLUMNS, names.TOPIC_FRAUD_DECISIONS),
         ("dlq_source", DLQ_COLUMNS, names.TOPIC_TRANSACTIONS_DLQ),
     ):
-        t_env.execute_sql(json_source_ddl(table, columns, topic, bootstrap, job, start))
-        t_env.execute_sql(guard_source_ddl(f"{table}_guard", topic, bootstrap, job, start))
+        t_env.execute_sql(json_source_ddl(table, columns, topic, bootstrap, job, start, auth))
+        t_env.execute_sql(guard_source_ddl(f"{table}_guard", topic, bootstrap, job, start, auth))
     build_pipeline(
         t_env,
         "transactions_source",

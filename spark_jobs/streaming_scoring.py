@@ -42,7 +42,7 @@ import pandas as pd  # type: ignore[import-untyped]  # at module level: pandas_u
 from pyspark.sql import Row
 from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle, TimerValues
 
-from hybrid_platform import events, features, names
+from hybrid_platform import events, features, kafka_auth, names
 from hybrid_platform.argparsing import OneLineParser
 from hybrid_platform.config import PlatformConfig
 from hybrid_platform.decisions import alert_of, decide_on_arrival, decision_record
@@ -53,9 +53,7 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming.query import StreamingQuery
 
 JOB_NAME = "streaming_scoring"
-DEFAULT_DECISIONS_TOPIC = "fraud_decisions_spark"
-DEFAULT_ALERTS_TOPIC = "fraud_alerts_spark"
-DEFAULT_DLQ_TOPIC = "transactions_dlq_spark"
+DEFAULT_DECISIONS_TOPIC, DEFAULT_ALERTS_TOPIC, DEFAULT_DLQ_TOPIC = names.SPARK_SCORING_TOPICS
 #: Malformed records carry no card: they share this grouping key, which no valid card_id can have (empty).
 MALFORMED_KEY = ""
 TRIGGERS = ("asap", "1s", "realtime")
@@ -282,9 +280,11 @@ def start(
 ) -> StreamingQuery:
     if trigger == "realtime":
         raise ValueError(REAL_TIME_MODE_UNSUPPORTED)
+    auth = kafka_auth.spark_options(cfg.kafka_java("spark-scoring"))
     source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .options(**auth)
         .option("subscribe", names.TOPIC_TRANSACTIONS)
         .option("startingOffsets", starting_offsets)
         .load()
@@ -294,6 +294,7 @@ def start(
         .writeStream.format("kafka")
         .queryName(JOB_NAME)
         .option("kafka.bootstrap.servers", cfg.kafka_bootstrap)
+        .options(**auth)
         # Each task flushes its producer when it commits; lingering would only delay that flush.
         .option("kafka.linger.ms", "0")
         .option("checkpointLocation", str(checkpoint))

@@ -17,8 +17,8 @@ def read_committed(cfg: PlatformConfig, topic: str, since: dict[int, int], timeo
     reported reaching its end once, so the result is a snapshot, not a wait for more."""
     consumer = Consumer(
         {
-            "bootstrap.servers": cfg.kafka_bootstrap,
-            "group.id": f"check-{uuid.uuid4().hex}",
+            **cfg.kafka_client("observer"),
+            "group.id": f"hdp-check-{uuid.uuid4().hex}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

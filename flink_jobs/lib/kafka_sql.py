@@ -25,32 +25,41 @@ DLQ_COLUMNS = (
 BULK_FETCH = "'properties.fetch.min.bytes' = '65536', 'properties.fetch.max.wait.ms' = '500'"
 
 
-def _common(topic: str, bootstrap: str, group_id: str, start_from: str) -> str:
-    """From the group's offsets (earliest for a new group), or ``latest-offset``: only what arrives from now on."""
+def _common(topic: str, bootstrap: str, group_id: str, start_from: str, auth: str) -> str:
+    """From the group's offsets (earliest for a new group), or ``latest-offset``: only what arrives from now on.
+    ``auth``: the client's security options (``kafka_auth.flink_sql_options``), "" for plaintext."""
     return (
         f"'connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{bootstrap}', "
         f"'properties.group.id' = '{group_id}', 'properties.auto.offset.reset' = 'earliest', "
-        f"'scan.startup.mode' = '{start_from}', {BULK_FETCH}"
+        f"'scan.startup.mode' = '{start_from}', {BULK_FETCH}{auth}"
     )
 
 
-def raw_source_ddl(table: str, topic: str, bootstrap: str, group_id: str, start_from: str = "group-offsets") -> str:
+def raw_source_ddl(
+    table: str, topic: str, bootstrap: str, group_id: str, start_from: str = "group-offsets", auth: str = ""
+) -> str:
     """``topic`` as raw bytes with partition and offset."""
     return f"""
 CREATE TEMPORARY TABLE {table} (
   `raw` BYTES,
   `source_partition` INT METADATA FROM 'partition' VIRTUAL,
   `source_offset` BIGINT METADATA FROM 'offset' VIRTUAL
-) WITH ({_common(topic, bootstrap, group_id, start_from)}, 'value.format' = 'raw')"""
+) WITH ({_common(topic, bootstrap, group_id, start_from, auth)}, 'value.format' = 'raw')"""
 
 
 def json_source_ddl(
-    table: str, columns: str, topic: str, bootstrap: str, group_id: str, start_from: str = "group-offsets"
+    table: str,
+    columns: str,
+    topic: str,
+    bootstrap: str,
+    group_id: str,
+    start_from: str = "group-offsets",
+    auth: str = "",
 ) -> str:
     """``topic`` of JSON records with ``columns``; only committed records of transactional writers."""
     return f"""
 CREATE TEMPORARY TABLE {table} ({columns}) WITH (
-  {_common(topic, bootstrap, group_id, start_from)}, 'value.format' = 'json',
+  {_common(topic, bootstrap, group_id, start_from, auth)}, 'value.format' = 'json',
   -- A record that is not JSON would fail the job on every restart (a poison pill): the format skips it,
   -- and the guard source of the same topic (guard_source_ddl) routes it to the dead letters instead.
   'value.json.ignore-parse-errors' = 'true',
@@ -59,7 +68,9 @@ CREATE TEMPORARY TABLE {table} ({columns}) WITH (
 )"""
 
 
-def guard_source_ddl(table: str, topic: str, bootstrap: str, group_id: str, start_from: str = "group-offsets") -> str:
+def guard_source_ddl(
+    table: str, topic: str, bootstrap: str, group_id: str, start_from: str = "group-offsets", auth: str = ""
+) -> str:
     """``topic`` as committed raw bytes with coordinates: what a JSON source beside it skips, seen whole.
 
     A group of its own: two readers of one topic in one group would move each other's committed offsets.
@@ -70,7 +81,7 @@ CREATE TEMPORARY TABLE {table} (
   `source_partition` INT METADATA FROM 'partition' VIRTUAL,
   `source_offset` BIGINT METADATA FROM 'offset' VIRTUAL
 ) WITH (
-  {_common(topic, bootstrap, f"{group_id}-guard", start_from)}, 'value.format' = 'raw',
+  {_common(topic, bootstrap, f"{group_id}-guard", start_from, auth)}, 'value.format' = 'raw',
   'properties.isolation.level' = 'read_committed'
 )"""
 

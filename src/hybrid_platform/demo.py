@@ -23,13 +23,14 @@ from typing import Any
 
 from hybrid_platform import (
     airflow_client,
+    names,
     runtime,  # [template:streaming]
 )
 from hybrid_platform.config import REPO_ROOT, PlatformConfig, demo_settings
 
 SPARK_TABLE = "demo.cards_from_spark"
 FLINK_TABLE = "demo.cards_from_flink"  # [template:streaming]
-SMOKE_TOPIC = "platform_smoke"
+SMOKE_TOPIC = names.TOPIC_SMOKE
 # The streaming part of the demo (config.demo_settings): HDP_DEMO_WARMUP seconds of traffic (the
 # just-deployed jobs JIT-compile and fill their state; reported, not hidden), then HDP_DEMO_RATE events/s
 # for HDP_DEMO_DURATION seconds, measured. The batch part: a past day (all its labels known) of
@@ -50,16 +51,14 @@ def kafka_round_trip(cfg: PlatformConfig, messages: int = 100) -> dict[str, Any]
 
     run_id = uuid.uuid4().hex
     # log_level 3: errors only; a fresh broker answers "coordinator load in progress" once, then recovers.
-    producer = Producer(
-        {"bootstrap.servers": cfg.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 5, "log_level": 3}
-    )
+    producer = Producer({**cfg.kafka_client("producer"), "enable.idempotence": True, "linger.ms": 5, "log_level": 3})
     for i in range(messages):
         producer.produce(SMOKE_TOPIC, key=run_id, value=json.dumps({"run": run_id, "seq": i}))
     if producer.flush(30) != 0:
         raise DemoFailure(f"Kafka: {messages} messages not acknowledged within 30 s")
     consumer = Consumer(
         {
-            "bootstrap.servers": cfg.kafka_bootstrap,
+            **cfg.kafka_client("observer"),
             "group.id": f"demo-{run_id}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

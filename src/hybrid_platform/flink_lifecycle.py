@@ -501,7 +501,7 @@ def consumer_lag(cfg: PlatformConfig, group: str, timeout_s: float = 10.0) -> di
     from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]  # re-exported, untyped
 
-    admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap, "log_level": 3})
+    admin = AdminClient(cfg.kafka_client("observer", log_level=3))
     request = [ConsumerGroupTopicPartitions(group)]
     committed = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)[group].result(timeout_s)
     partitions = [tp for tp in committed.topic_partitions or [] if tp.offset >= 0]

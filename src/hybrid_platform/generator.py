@@ -621,7 +621,7 @@ def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 
     from confluent_kafka.cimpl import NewTopic  # where the type stubs declare it
 
     # log_level 0: connection errors reach the caller as one GeneratorError, not as a stream of log lines.
-    admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap, "log_level": 0})
+    admin = AdminClient(cfg.kafka_client("admin", log_level=0))
     try:
         existing = set(admin.list_topics(timeout=10).topics)
     except KafkaException as exc:
@@ -662,7 +662,7 @@ def set_topic_config(cfg: PlatformConfig, topic: str, settings: dict[str, str], 
 
     if not settings:
         return
-    admin = admin or AdminClient({"bootstrap.servers": cfg.kafka_bootstrap, "log_level": 0})
+    admin = admin or AdminClient(cfg.kafka_client("admin", log_level=0))
     entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in settings.items()]
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
     try:
@@ -703,7 +703,7 @@ def produce(
     ensure_topics(cfg, names.ALL_TOPICS)  # the Flink jobs' output topics too, with the same partitioning
     producer = Producer(
         {
-            "bootstrap.servers": cfg.kafka_bootstrap,
+            **cfg.kafka_client("producer"),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,  # explicit: batching for throughput costs at most 5 ms of latency
@@ -867,7 +867,7 @@ class TrafficPool:
 
         producer = Producer(
             {
-                "bootstrap.servers": cfg.kafka_bootstrap,
+                **cfg.kafka_client("producer"),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,

@@ -100,7 +100,7 @@ def consumer_from(cfg: PlatformConfig, topic: str, start_ms: int, read_committed
 
     consumer = Consumer(
         {
-            "bootstrap.servers": cfg.kafka_bootstrap,
+            **cfg.kafka_client("observer"),
             "group.id": f"latency-{topic}-{start_ms}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed" if read_committed else "read_uncommitted",

@@ -12,6 +12,10 @@ ALL_TOPICS = (TOPIC_TRANSACTIONS, TOPIC_FRAUD_LABELS, TOPIC_FRAUD_ALERTS, TOPIC_
 #: Topics the scoring job writes: the broker stamps their records (LogAppendTime), so a latency measured on
 #: them does not depend on when a reader happened to fetch them.
 OUTPUT_TOPICS = (TOPIC_FRAUD_ALERTS, TOPIC_FRAUD_DECISIONS)
+#: `hdp demo`'s first check: a round trip through Kafka.
+TOPIC_SMOKE = "platform_smoke"
+#: The Spark Structured Streaming scorer's outputs (decisions, alerts, dead letters): the benchmark's comparison.
+SPARK_SCORING_TOPICS = ("fraud_decisions_spark", "fraud_alerts_spark", "transactions_dlq_spark")
 
 # Iceberg: what the streaming path lands, exactly once, for the batch path to read.
 RAW_NAMESPACE = "raw"

@@ -48,7 +48,7 @@ def end_offsets(cfg: PlatformConfig, topic: str) -> dict[int, int]:
     """Next offset of every partition of ``topic``: taken before producing, it marks where a run starts."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": cfg.kafka_bootstrap, "group.id": "hdp-offsets", "log_level": 3})
+    consumer = Consumer({**cfg.kafka_client("observer", log_level=3), "group.id": "hdp-offsets"})
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         return {

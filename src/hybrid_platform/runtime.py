@@ -26,8 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hybrid_platform import jars, orchestration
-from hybrid_platform.config import LOOPBACK_HOSTS, REPO_ROOT, PlatformConfig, write_private
+from hybrid_platform import jars, kafka_auth, orchestration
+from hybrid_platform.config import (
+    LOOPBACK_HOSTS,
+    REPO_ROOT,
+    PlatformConfig,
+    kafka_protocol_record,
+    local_secret,
+    write_private,
+)
 from hybrid_platform.java import java_home
 
 
@@ -50,6 +57,8 @@ class Service:
     url: Callable[[PlatformConfig], str] = lambda cfg: ""
     ports: Callable[[PlatformConfig], list[int]] = lambda cfg: []
     prepare: Callable[[PlatformConfig], None] = lambda cfg: None
+    #: Called once the service is healthy (e.g. Kafka's users and ACLs).
+    ready: Callable[[PlatformConfig], None] = lambda cfg: None
     start_timeout_s: float = 120.0
 
 
@@ -117,11 +126,7 @@ def kafka_server_properties(cfg: PlatformConfig) -> dict[str, str]:
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{host}:{cfg.ports.kafka_controller}",
-        "listeners": f"PLAINTEXT://{host}:{cfg.ports.kafka},CONTROLLER://{host}:{cfg.ports.kafka_controller}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{cfg.ports.kafka}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(base / "data"),
         # One node: every internal topic has a single replica (transactions need this for exactly-once).
         "offsets.topic.replication.factor": "1",
@@ -137,14 +142,80 @@ def kafka_server_properties(cfg: PlatformConfig) -> dict[str, str]:
         # Two cores: a few request threads, not the defaults' 3 network + 8 I/O threads contending for them.
         "num.network.threads": "2",
         "num.io.threads": "2",
+        **_kafka_listener_properties(cfg),
     }
+
+
+def _kafka_listener_properties(cfg: PlatformConfig) -> dict[str, str]:
+    """PLAINTEXT listeners by default; with HDP_KAFKA_SECURITY_PROTOCOL=sasl_ssl, TLS on both listeners, SCRAM
+    for clients (each a principal of kafka_auth with its ACLs, nothing allowed without one), PLAIN for the
+    controller's own listener (KRaft cannot check SCRAM there), and the broker a super user of its own."""
+    host, port, controller = cfg.bind_host, cfg.ports.kafka, cfg.ports.kafka_controller
+    if not cfg.kafka_security.enabled:
+        return {
+            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+    from hybrid_platform.kafka_admin import broker_pem
+
+    security = cfg.kafka_security
+    broker = kafka_auth.BY_NAME["broker"]
+    controller_password = local_secret(cfg.home, "kafka-controller")
+    quote = kafka_auth._jaas_quote
+    super_users = [f"User:{p.username}" for p in kafka_auth.PRINCIPALS if p.super_user]
+    return {
+        "listeners": f"SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller}",
+        "advertised.listeners": f"SASL_SSL://{host}:{port}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL",
+        "sasl.enabled.mechanisms": kafka_auth.SCRAM,
+        "sasl.mechanism.inter.broker.protocol": kafka_auth.SCRAM,
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f"username={quote(broker.username)} password={quote(security.password('broker'))};"
+        ),
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f"username={quote(kafka_auth.CONTROLLER_USER)} password={quote(controller_password)} "
+            f"user_{kafka_auth.CONTROLLER_USER}={quote(controller_password)};"
+        ),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(broker_pem(cfg)),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": security.ca_file,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": ";".join([*super_users, f"User:{kafka_auth.CONTROLLER_USER}"]),
+        "allow.everyone.if.no.acl.found": "false",
+    }
+
+
+def _escape_property(value: str) -> str:
+    """A value as java.util.Properties reads it back (backslash is its escape character)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _kafka_ready(cfg: PlatformConfig) -> None:
+    if cfg.kafka_security.enabled:
+        from hybrid_platform.kafka_admin import ensure_principals
+
+        ensure_principals(cfg)
 
 
 def _kafka_prepare(cfg: PlatformConfig) -> None:
     base = _kafka_dir(cfg)
     base.mkdir(parents=True, exist_ok=True)
+    if cfg.kafka_security.enabled:
+        from hybrid_platform.kafka_admin import ensure_local_tls
+
+        ensure_local_tls(cfg)
     properties = kafka_server_properties(cfg)
-    (base / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+    # Private from its first byte: with SASL on it holds the broker's and the controller's passwords.
+    (base / "server.properties").unlink(missing_ok=True)
+    write_private(base / "server.properties", "".join(f"{k}={_escape_property(v)}\n" for k, v in properties.items()))
     (base / "log4j2.properties").write_text(
         "rootLogger.level = INFO\n"
         "rootLogger.appenderRef.stdout.ref = STDOUT\n"
@@ -156,25 +227,50 @@ def _kafka_prepare(cfg: PlatformConfig) -> None:
         "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
         "logger.apache.name = org.apache.kafka\nlogger.apache.level = WARN\n"
     )
+    protocol = cfg.kafka_security.protocol
+    record = kafka_protocol_record(cfg.home)
     if (base / "data" / "meta.properties").exists():
+        created_with = record.read_text() if record.exists() else kafka_auth.PLAINTEXT
+        if created_with != protocol:
+            raise RuntimeFailure(
+                f"this state folder's Kafka was created with HDP_KAFKA_SECURITY_PROTOCOL={created_with}; unset the "
+                f"variable (or set {created_with}), or start afresh with `make clean` to use {protocol}"
+            )
         return
     cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    result = subprocess.run(
-        [
-            str(java_home() / "bin" / "java"),
-            "-Xmx256m",
-            f"-Dlog4j2.configurationFile={base / 'log4j2.properties'}",
-            "-cp",
-            _classpath(cfg, "kafka"),
-            "kafka.tools.StorageTool",
-            "format",
-            f"--cluster-id={cluster_id}",  # `=`: a generated id may start with "-"
-            f"--config={base / 'server.properties'}",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    tool = [
+        "kafka.tools.StorageTool",
+        "format",
+        f"--cluster-id={cluster_id}",  # `=`: a generated id may start with "-"
+        f"--config={base / 'server.properties'}",
+    ]
+    if cfg.kafka_security.enabled:
+        # The broker's and the admin's SCRAM users exist from the first start (the admin makes the others).
+        for name in ("broker", "admin"):
+            principal = kafka_auth.BY_NAME[name]
+            secret = cfg.kafka_security.password(name)
+            tool.append(f"--add-scram=SCRAM-SHA-512=[name={principal.username},password={secret}]")
+    # The arguments go through a private @file, not argv: they carry passwords, and argv is public (ps).
+    arguments = base / "format.args"
+    arguments.unlink(missing_ok=True)
+    write_private(arguments, "".join(f'"{argument}"\n' for argument in tool))
+    try:
+        result = subprocess.run(
+            [
+                str(java_home() / "bin" / "java"),
+                "-Xmx256m",
+                f"-Dlog4j2.configurationFile={base / 'log4j2.properties'}",
+                "-cp",
+                _classpath(cfg, "kafka"),
+                f"@{arguments}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        arguments.unlink(missing_ok=True)
+    record.write_text(protocol)
     if result.returncode != 0:
         raise RuntimeFailure(f"formatting Kafka storage failed: {result.stderr.strip() or result.stdout.strip()}")
 
@@ -207,7 +303,7 @@ def _kafka_health(cfg: PlatformConfig) -> Health:
     except ImportError:
         return Health(True, "port open")
     try:
-        metadata = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap}).list_topics(timeout=3)
+        metadata = AdminClient(cfg.kafka_client("admin", log_level=0)).list_topics(timeout=3)
     except Exception as exc:  # the client raises KafkaException with a transport reason
         return Health(False, f"metadata request failed: {exc}")
     return Health(True, f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)")
@@ -603,6 +699,7 @@ def services() -> list[Service]:
             url=lambda cfg: f"kafka://{cfg.kafka_bootstrap}",
             ports=lambda cfg: [cfg.ports.kafka, cfg.ports.kafka_controller],
             prepare=_kafka_prepare,
+            ready=_kafka_ready,
         ),
         # [template:streaming]
         Service(
@@ -790,6 +887,7 @@ def up(cfg: PlatformConfig, only: list[str] | None = None, echo: Callable[[str],
             json.dumps({"pid": process.pid, "started": started, "command": service.command(cfg)})
         )
         _wait_healthy(cfg, service, log)
+        service.ready(cfg)
         echo(f"{service.name}: started (pid {process.pid}, {time.monotonic() - started_at:.0f}s)")
 
 

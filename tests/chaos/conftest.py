@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,17 @@ import pytest
 from fault_report import FAULT_RESULTS
 
 from hybrid_platform import config, runtime
+
+
+@pytest.fixture(scope="session")
+def platform_env(platform_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The faults run on Kafka as a cluster runs it: TLS, SCRAM and ACLs (``HDP_KAFKA_SECURITY_PROTOCOL=sasl_ssl``),
+    so every platform client in the streaming path (both Flink jobs, the generator, reconciliation, the
+    lifecycle's lag checks) is held to its principal's grants under every fault."""
+    extra = {"HDP_KAFKA_SECURITY_PROTOCOL": "sasl_ssl"}
+    os.environ.update(extra)
+    yield {**platform_env, **extra}
+    os.environ.pop("HDP_KAFKA_SECURITY_PROTOCOL", None)
 
 
 @pytest.fixture(scope="session")

@@ -366,7 +366,7 @@ def test_malformed_corpus_is_dead_lettered_and_the_job_keeps_running(jobs: Platf
     cases += [malformed_corpus.Case("duplicate_a", first, None), malformed_corpus.Case("duplicate_b", second, None)]
 
     where: dict[str, tuple[int, int]] = {}
-    producer = Producer({"bootstrap.servers": cfg.kafka_bootstrap, "enable.idempotence": True})
+    producer = Producer({**cfg.kafka_client("producer"), "enable.idempotence": True})
 
     def delivered(name: str) -> Any:
         def callback(error: Any, message: Any) -> None:
@@ -458,9 +458,9 @@ def test_poison_pills_are_dead_lettered_and_no_job_stops(jobs: PlatformConfig) -
     dlq_since = reconcile.end_offsets(cfg, names.TOPIC_TRANSACTIONS_DLQ)
     # Compressed, the 5 MiB record is a few KB: within the broker's 1 MiB limit (the client checks the
     # record's unpacked size against its own message.max.bytes, raised here).
-    producer = Producer(
-        {"bootstrap.servers": cfg.kafka_bootstrap, "compression.type": "gzip", "message.max.bytes": 10_000_000}
-    )
+    # As the admin (a super user): the scoring job's own outputs are forged here, which no principal of the
+    # platform but the job itself may write.
+    producer = Producer({**cfg.kafka_client("admin"), "compression.type": "gzip", "message.max.bytes": 10_000_000})
     pills = [
         ("huge_unpacked", names.TOPIC_TRANSACTIONS, huge),
         ("not_json_alert", names.TOPIC_FRAUD_ALERTS, b"\x01 not json"),

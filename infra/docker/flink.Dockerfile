@@ -12,7 +12,7 @@ ARG FLINK_VERSION=2.1.3
 # Pinned by digest (the tag alone can be rebuilt): the index digest of flink:2.1.3-scala_2.12-java17 as recorded
 # by docker-library/repo-info, repos/flink/remote/2.1.3-scala_2.12-java17.md at commit
 # 19c193b9fd144931441c0a20aa9591a5e1ca84cc (built 2026-08-21). A new FLINK_VERSION needs the digest of its own
-# tag (tests/unit/test_infra_security.py keeps the two together).
+# tag (tests/unit/test_infra_common_security.py keeps the two together).
 FROM flink:${FLINK_VERSION}-scala_2.12-java17@sha256:cc557bbe316d804e83195717a41788dc1ddb9a965887bd0ab83d148480a7802d
 
 ARG FLINK_VERSION=2.1.3

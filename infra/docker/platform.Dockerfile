@@ -13,7 +13,7 @@ ARG PYTHON_VERSION=3.11
 # Pinned by digest (the tag alone can be rebuilt): the index digest of python:3.11-slim-bookworm as recorded by
 # docker-library/repo-info, repos/python/remote/3.11-slim-bookworm.md at commit
 # 33a22f41ac7bf613bc03380b0317536a9a7fb5e8 (Python 3.11.16, built 2026-08-25). A new PYTHON_VERSION needs the
-# digest of its own tag (tests/unit/test_infra_security.py keeps the two together).
+# digest of its own tag (tests/unit/test_infra_common_security.py keeps the two together).
 FROM python:${PYTHON_VERSION}-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 
 # An ARG before FROM is visible to FROM only: declare it again for the RUN steps below.

@@ -42,7 +42,7 @@ SECRET_KEYWORDS = re.compile(r"password|secret|token|fernet", re.IGNORECASE)
 #: The one literal "password" Kubernetes manifests may hold: the password of the Java keystores cert-manager
 #: writes for the Flink REST API's mutual TLS. Not a secret (infra/k8s/flink/tls.yaml): cert-manager stores the
 #: private key unencrypted (tls.key) in the same Secret as the keystore, and Flink's configuration takes
-#: keystore passwords as literal values only. test_infra_security.py holds every use to this value and these
+#: keystore passwords as literal values only. test_infra_k8s_security.py holds every use to this value and these
 #: fields, and each keystore to a cert-manager Secret.
 KEYSTORE_PASSWORD = "hdp-flink-rest-keystore"  # pragma: allowlist secret
 KEYSTORE_PASSWORD_FIELDS = (

@@ -12,7 +12,20 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hybrid_platform import airflow_client, config, demo, flink_jar, flink_ops, generator, jars, latency, runtime
+from hybrid_platform import (
+    airflow_client,
+    config,
+    demo,
+    flink_jar,
+    flink_ops,
+    generator,
+    jars,
+    kafka_admin,
+    kafka_auth,
+    latency,
+    names,
+    runtime,
+)
 from hybrid_platform.argparsing import OneLineParser, fraction, positive_number
 from hybrid_platform.java import JavaError
 
@@ -92,10 +105,10 @@ def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 
 
 def _service_prefix(text: str) -> str:
-    names = [service.name for service in runtime.services()]
-    if not any(name.startswith(text) for name in names):
+    known = [service.name for service in runtime.services()]
+    if not any(name.startswith(text) for name in known):
         raise argparse.ArgumentTypeError(
-            f"no service {text!r}; choose from kafka, flink, airflow (or {', '.join(names)})"
+            f"no service {text!r}; choose from kafka, flink, airflow (or {', '.join(known)})"
         )
     return text
 
@@ -113,6 +126,20 @@ def cmd_generate(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
         malformed_fraction=args.malformed_fraction,
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0
+
+
+def cmd_kafka(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
+    created = generator.ensure_topics(cfg, names.ALL_TOPICS, args.partitions, args.replication_factor)
+    print(f"topics: {', '.join(created) or 'all present'}")
+    if not cfg.kafka_security.enabled:
+        print("users and ACLs: none (HDP_KAFKA_SECURITY_PROTOCOL=plaintext)")
+        return 0
+    users = kafka_admin.ensure_principals(cfg)
+    print(f"SCRAM users: {', '.join(users) or 'none (no principal password in this environment)'}")
+    print(
+        f"ACLs: {sum(len(p.grants) for p in kafka_auth.PRINCIPALS)} granted to {len(kafka_auth.PRINCIPALS)} principals"
+    )
     return 0
 
 
@@ -240,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--malformed-fraction", type=fraction, default=0.0, metavar="F", help="records to reject")
     generate.add_argument("--json", action="store_true", help="machine-readable report")
     generate.set_defaults(func=cmd_generate)
+    kafka = sub.add_parser(
+        "kafka",
+        help="create the platform's topics, SCRAM users and ACLs as the admin principal (a cluster's setup Job)",
+    )
+    kafka.add_argument("action", choices=["setup"])
+    kafka.add_argument("--partitions", type=int, default=2, help="partitions of new topics (default 2)")
+    kafka.add_argument("--replication-factor", type=int, default=1, help="replicas of new topics (default 1)")
+    kafka.set_defaults(func=cmd_kafka)
     # [template:streaming]
     flink = sub.add_parser("flink", help="lifecycle of the long-lived Flink jobs (through the REST API)")
     flink.add_argument("action", choices=["deploy", "status", "savepoint", "stop", "restore"])
@@ -304,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime.RuntimeFailure,
         demo.DemoFailure,
         generator.GeneratorError,
+        kafka_admin.KafkaAdminError,
         flink_ops.FlinkOpsError,  # [template:streaming]
         flink_jar.BuildError,  # [template:streaming]
         airflow_client.AirflowError,

@@ -614,8 +614,11 @@ def topic_config(topic: str) -> dict[str, str]:
     return {}
 
 
-def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 2) -> list[str]:
-    """Create the missing ``topics`` (replication 1); returns the ones created. Idempotent."""
+def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 2, replication: int = 1) -> list[str]:
+    """Create the missing ``topics`` (as the admin principal); returns the ones created. Idempotent.
+
+    Replicated topics (``replication`` > 1, a cluster) get ``min.insync.replicas`` = replication - 1: an
+    acknowledged write survives the loss of one broker, and one broker down blocks no writer."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic  # where the type stubs declare it
@@ -636,7 +639,19 @@ def ensure_topics(cfg: PlatformConfig, topics: Sequence[str], partitions: int = 
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(topic, partitions, 1, config=topic_config(topic)) for topic in missing], operation_timeout=30
+        [
+            NewTopic(
+                topic,
+                partitions,
+                replication,
+                config={
+                    **topic_config(topic),
+                    **({"min.insync.replicas": str(replication - 1)} if replication > 1 else {}),
+                },
+            )
+            for topic in missing
+        ],
+        operation_timeout=30,
     )
     created = []
     for topic, future in futures.items():

@@ -7,6 +7,9 @@ path, both Flink jobs included, on such a broker.)
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,3 +140,15 @@ def _env_of(cfg: config.PlatformConfig) -> dict[str, str]:
         "HDP_KAFKA_CONTROLLER_PORT": str(cfg.ports.kafka_controller),
         "HDP_AIRFLOW_PASSWORD": "x" * 20,
     }
+
+
+def test_hdp_kafka_setup_applies_topics_users_and_acls_idempotently(secured: config.PlatformConfig) -> None:
+    """What a cluster's setup Job runs (as the admin principal): the same table, applied again, changes nothing."""
+    env = {**os.environ, **_env_of(secured), "HDP_KAFKA_SECURITY_PROTOCOL": "sasl_ssl"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "hdp"), "kafka", "setup"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "topics: all present" in result.stdout
+    assert "hdp-fraud-scoring" in result.stdout and "hdp-broker" not in result.stdout
+    assert _produce(secured, "producer", names.TOPIC_FRAUD_ALERTS).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED

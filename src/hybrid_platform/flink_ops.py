@@ -226,10 +226,12 @@ def deploy(
         running = active_job(cfg, job)
         if running is not None:
             return running, False
-        # The Kafka source fails (and restarts forever) on a topic that does not exist yet: create them first.
-        from hybrid_platform import generator
+        # The Kafka source fails (and restarts forever) on a topic that does not exist yet: create them first,
+        # where this process may (locally; on a cluster the setup Job did, and Airflow holds no admin password).
+        from hybrid_platform import generator, kafka_admin
 
-        generator.ensure_topics(cfg, names.ALL_TOPICS)
+        if kafka_admin.admin_available(cfg):
+            generator.ensure_topics(cfg, names.ALL_TOPICS)
         # Checked again immediately before submitting (the topic check takes a moment).
         running = active_job(cfg, job)
         if running is not None:

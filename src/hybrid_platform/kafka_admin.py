@@ -147,7 +147,7 @@ def ensure_principals(cfg: PlatformConfig, timeout_s: float = 30.0) -> list[str]
     return [u.user for u in upserts]
 
 
-def check_admin_available(cfg: PlatformConfig) -> bool:
+def admin_available(cfg: PlatformConfig) -> bool:
     """Whether this process can act as the admin principal (locally always; on a cluster only where its
     password is set, e.g. the setup Job)."""
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_platform import config, kafka_auth, names, runtime
+from hybrid_platform import config, kafka_admin, kafka_auth, names, runtime
 
 
 def _cfg(tmp_path: Path, **extra: str) -> config.PlatformConfig:
@@ -84,6 +84,8 @@ def test_on_a_cluster_a_process_holds_only_the_passwords_it_is_given(tmp_path: P
     with pytest.raises(config.ConfigError, match="HDP_KAFKA_PASSWORD_ADMIN"):
         cfg.kafka_client("admin")
     assert not (tmp_path / "secrets").exists(), "nothing generated on a cluster"
+    assert not kafka_admin.admin_available(cfg), "an Airflow worker deploys jobs without creating topics"
+    assert kafka_admin.admin_available(config.load({**env, "HDP_KAFKA_PASSWORD_ADMIN": strong}))
     with pytest.raises(config.ConfigError, match="HDP_KAFKA_CA_FILE"):
         config.load({k: v for k, v in env.items() if k != "HDP_KAFKA_CA_FILE"})
     with pytest.raises(config.ConfigError, match="HDP_KAFKA_PASSWORD_LAKE_INGEST"):

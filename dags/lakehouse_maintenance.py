@@ -72,7 +72,10 @@ def lakehouse_maintenance() -> None:
         orphan_age = flink_ops.orphan_min_age_hours(
             config.load(), names.JOB_LAKE_INGEST, float(variable("orphan_min_age_hours")), int(time.time() * 1000)
         )
-        print(f"orphan files: only those older than {orphan_age:.1f} h")
+        if orphan_age == flink_ops.UNKNOWN_RESTORE_POINTS_HOURS:
+            print(f"orphan files: none removed ({names.JOB_LAKE_INGEST}'s restore points cannot be listed)")
+        else:
+            print(f"orphan files: only those older than {orphan_age:.1f} h")
         # [/template:streaming]
         spark_submit("spark_jobs.maintenance", _maintenance_args(RAW_TABLES, orphan_age))
 

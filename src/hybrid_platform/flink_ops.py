@@ -427,23 +427,84 @@ def local_savepoints(cfg: PlatformConfig, job: str) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+def state_dirs(cfg: PlatformConfig) -> tuple[str, str]:
+    """Where the session cluster keeps checkpoints and savepoints (URIs): the local runtime's folders, or, on a
+    cluster (object storage), what its JobManager is configured with (raises FlinkOpsError if it cannot say)."""
+    if cfg.environment != "cluster" and not cfg.catalog.on_object_storage:
+        base = cfg.home / "flink"
+        return (base / "checkpoints").as_uri(), (base / "savepoints").as_uri()
+    entries = request(cfg, "GET", "/jobmanager/config")
+    conf = {entry["key"]: entry["value"] for entry in entries}
+    checkpoints = conf.get("execution.checkpointing.dir") or conf.get("state.checkpoints.dir")
+    savepoints = conf.get("execution.checkpointing.savepoint-dir") or conf.get("state.savepoints.dir")
+    if not checkpoints or not savepoints:
+        raise FlinkOpsError("the JobManager names no checkpoint or savepoint directory")
+    return checkpoints, savepoints
+
+
+def _filesystem(cfg: PlatformConfig, uri: str) -> tuple[Any, str]:
+    """A pyarrow file system for ``uri`` (``file:`` or ``s3://``, with the platform's S3 endpoint) and the path."""
+    from pyarrow import fs
+
+    if uri.startswith(("s3://", "s3a://")):
+        bucket_path = uri.split("://", 1)[1]
+        return (
+            fs.S3FileSystem(
+                endpoint_override=cfg.catalog.s3_endpoint or None,
+                region=cfg.catalog.s3_region or None,
+                force_virtual_addressing=False,
+            ),
+            bucket_path.rstrip("/"),
+        )
+    return fs.LocalFileSystem(), str(local_path(uri)).rstrip("/")
+
+
 def oldest_restore_point_ms(cfg: PlatformConfig, job: str) -> int | None:
-    """When the oldest checkpoint or savepoint of ``job`` still on disk was taken (epoch ms), or None.
+    """When the oldest retained checkpoint or savepoint of ``job`` was taken (epoch ms), or None if it has none;
+    on local disk or object storage alike. Raises FlinkOpsError (or OSError) when they cannot be listed.
 
     A restore from it commits the files its sinks had written before it, so table maintenance must not delete
     them as orphans (see :func:`orphan_min_age_hours`).
     """
-    found = [p / "_metadata" for p in local_savepoints(cfg, job)]
-    for run in deployments(cfg, job):
-        found += (cfg.home / "flink" / "checkpoints" / run["job_id"]).glob("chk-*/_metadata")
-    times = [int(path.stat().st_mtime * 1000) for path in found if path.exists()]
+    from pyarrow import fs
+
+    checkpoints, savepoints = state_dirs(cfg)
+    ids = [run["job_id"] for run in deployments(cfg, job)]
+    times: list[int] = []
+
+    def metadata_times(uri: str, folder_prefixes: tuple[str, ...]) -> None:
+        filesystem, base = _filesystem(cfg, uri)
+        try:
+            folders = filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True))
+        except FileNotFoundError:
+            return
+        wanted = [
+            f.path for f in folders if f.type == fs.FileType.Directory and f.base_name.startswith(folder_prefixes)
+        ]
+        for info in filesystem.get_file_info([f"{folder}/_metadata" for folder in wanted]):
+            if info.type == fs.FileType.File and info.mtime is not None:
+                times.append(int(info.mtime.timestamp() * 1000))
+
+    for job_id in ids:
+        metadata_times(f"{checkpoints.rstrip('/')}/{job_id}", ("chk-",))
+    if ids:
+        metadata_times(savepoints, tuple(f"savepoint-{job_id[:6]}-" for job_id in ids))
     return min(times) if times else None
+
+
+#: What orphan cleanup waits for when a job's restore points cannot be listed: in effect, it removes nothing.
+UNKNOWN_RESTORE_POINTS_HOURS = 24.0 * 365 * 100
 
 
 def orphan_min_age_hours(cfg: PlatformConfig, job: str, configured_hours: float, now_ms: int) -> float:
     """The orphan-file age for tables ``job`` writes: the configured one, or more when a restore point of the
-    job is older, plus an hour (the files a checkpoint commits were written before it was taken)."""
-    oldest = oldest_restore_point_ms(cfg, job)
+    job is older, plus an hour (the files a checkpoint commits were written before it was taken). When the
+    restore points cannot be listed (a cluster's JobManager or object store unreachable), nothing is old
+    enough: a file is deleted only when it is proven not to be needed."""
+    try:
+        oldest = oldest_restore_point_ms(cfg, job)
+    except (FlinkOpsError, OSError):
+        return UNKNOWN_RESTORE_POINTS_HOURS
     if oldest is None:
         return configured_hours
     return max(configured_hours, (now_ms - oldest) / 3_600_000 + 1.0)

@@ -170,3 +170,55 @@ def test_orphan_cleanup_spares_what_the_oldest_restore_point_would_commit(tmp_pa
     assert flink_ops.oldest_restore_point_ms(cfg, "lake_ingest") == now_ms - 3 * 86_400_000
     assert flink_ops.orphan_min_age_hours(cfg, "lake_ingest", 24.0, now_ms) == pytest.approx(73.0)
     assert flink_ops.orphan_min_age_hours(cfg, "lake_ingest", 100.0, now_ms) == pytest.approx(100.0)
+
+
+def test_on_a_cluster_the_restore_points_are_found_where_the_jobmanager_keeps_them(tmp_path: Path) -> None:
+    """Object storage: the directories come from the JobManager's configuration; unreachable, nothing is deleted."""
+    import http.server
+    import json
+    import os
+    import threading
+
+    from hybrid_platform import config
+
+    state = tmp_path / "remote-state"
+    savepoint = state / "savepoints" / ("savepoint-" + "b" * 6 + "-1a2b3c")
+    savepoint.mkdir(parents=True)
+    (savepoint / "_metadata").write_bytes(b"x")
+    taken_s = 1_700_000_000
+    os.utime(savepoint / "_metadata", (taken_s, taken_s))
+    stranger = state / "savepoints" / "savepoint-cccccc-9z"  # another job's: not this job's restore point
+    stranger.mkdir()
+    (stranger / "_metadata").write_bytes(b"x")
+    os.utime(stranger / "_metadata", (1_600_000_000, 1_600_000_000))
+    conf = [
+        {"key": "execution.checkpointing.dir", "value": (state / "checkpoints").as_uri()},
+        {"key": "execution.checkpointing.savepoint-dir", "value": (state / "savepoints").as_uri()},
+    ]
+
+    class JobManager(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(conf if self.path == "/jobmanager/config" else {}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), JobManager)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"HDP_HOME": str(tmp_path), "HDP_WAREHOUSE": "s3://warehouse/lake"}
+    try:
+        cfg = config.load({**env, "HDP_FLINK_REST_URL": f"http://127.0.0.1:{server.server_port}"})
+        deployments = tmp_path / "flink" / "deployments"
+        deployments.mkdir(parents=True)
+        (deployments / "lake_ingest.json").write_text(json.dumps([{"job_id": "b" * 32, "args": []}]))
+        assert flink_ops.oldest_restore_point_ms(cfg, "lake_ingest") == taken_s * 1000
+    finally:
+        server.shutdown()
+    unreachable = config.load({**env, "HDP_FLINK_REST_URL": f"http://127.0.0.1:{server.server_port}"})
+    assert flink_ops.orphan_min_age_hours(unreachable, "lake_ingest", 24.0, taken_s * 1000) == (
+        flink_ops.UNKNOWN_RESTORE_POINTS_HOURS
+    ), "restore points that cannot be listed protect every file"

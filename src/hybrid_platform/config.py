@@ -151,6 +151,11 @@ class PlatformConfig:
     #: The bearer token that server requires (a server that runs code it is sent needs one, even on loopback:
     #: other users of the machine reach loopback too). Locally random, generated once.
     spark_connect_token: str = ""
+    #: A folder with this client's certificate for a Flink REST API that requires one (mutual TLS on clusters):
+    #: ``ca.crt``, ``tls.crt``, ``tls.key`` (PEM, for Python) and ``keystore.jks``/``truststore.jks`` (``flink
+    #: run``), as cert-manager writes them; "" for plain HTTP (the local runtime: loopback only, no jar upload).
+    flink_rest_tls_dir: str = ""
+    flink_rest_keystore_password: str = ""
     #: How clients authenticate to Kafka (kafka_auth): plaintext by default, SASL_SSL + SCRAM when configured.
     kafka_security: kafka_auth.KafkaSecurity = field(default_factory=kafka_auth.KafkaSecurity)
 
@@ -350,6 +355,10 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         spark_connect_token=_env("HDP_SPARK_CONNECT_TOKEN", "", environ)
         or (local_secret(home, "spark-connect-token") if spark_remote and environment != "cluster" else ""),
         kafka_security=kafka_security,
+        flink_rest_tls_dir=_env("HDP_FLINK_REST_TLS_DIR", "", environ),
+        # cert-manager's keystores carry the key unencrypted beside them (tls.key): this password protects
+        # nothing, so infra/ uses one documented constant (infra/k8s/flink/tls.yaml).
+        flink_rest_keystore_password=_env("HDP_FLINK_REST_KEYSTORE_PASSWORD", "hdp-flink-rest-keystore", environ),
     )
 
 

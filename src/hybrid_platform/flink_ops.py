@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -89,13 +90,23 @@ class JobInfo:
         return self.state == "RUNNING" and 0 < self.tasks_total == self.tasks_running
 
 
+def _tls_context(cfg: PlatformConfig) -> ssl.SSLContext | None:
+    """The client certificate a Flink REST API with mutual TLS requires (HDP_FLINK_REST_TLS_DIR), or None."""
+    if not cfg.flink_rest_tls_dir:
+        return None
+    folder = Path(cfg.flink_rest_tls_dir)
+    context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
+    context.load_cert_chain(str(folder / "tls.crt"), str(folder / "tls.key"))
+    return context
+
+
 def request(cfg: PlatformConfig, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         f"{cfg.flink_rest_url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=_tls_context(cfg)) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         raise FlinkOpsError(f"Flink REST {method} {path} -> {error.code}: {error.read()[:300]!r}") from None

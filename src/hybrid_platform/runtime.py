@@ -365,8 +365,26 @@ def _flink_prepare(cfg: PlatformConfig) -> None:
     for line in (wheel / "conf" / "config.yaml").read_text().splitlines():
         if line.strip().startswith("all: --add"):  # the JDK 17 module flags Flink ships with
             java_opts = line.split("all:", 1)[1].strip()
-    settings = flink_settings(cfg, java_opts)
-    (conf / "config.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+    settings = {**flink_settings(cfg, java_opts), **flink_rest_client_tls(cfg)}
+    (conf / "config.yaml").unlink(missing_ok=True)
+    write_private(conf / "config.yaml", "".join(f"{k}: {json.dumps(v)}\n" for k, v in settings.items()))
+
+
+def flink_rest_client_tls(cfg: PlatformConfig) -> dict[str, str]:
+    """``flink run``'s side of a REST API with mutual TLS (HDP_FLINK_REST_TLS_DIR): its keystore and truststore."""
+    if not cfg.flink_rest_tls_dir:
+        return {}
+    folder = Path(cfg.flink_rest_tls_dir)
+    password = cfg.flink_rest_keystore_password
+    return {
+        "security.ssl.rest.enabled": "true",
+        "security.ssl.rest.authentication-enabled": "true",
+        "security.ssl.rest.keystore": str(folder / "keystore.jks"),
+        "security.ssl.rest.truststore": str(folder / "truststore.jks"),
+        "security.ssl.rest.keystore-password": password,
+        "security.ssl.rest.key-password": password,
+        "security.ssl.rest.truststore-password": password,
+    }
 
 
 def flink_settings(cfg: PlatformConfig, java_opts: str = "") -> dict[str, str]:

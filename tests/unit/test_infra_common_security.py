@@ -43,7 +43,7 @@ DIGEST_SOURCES = {
 #: Images pinned by tag only, and why: no registry is reachable from this project's machines, and no public
 #: record of these tags' digests was found (docker-library/repo-info covers Docker's official images only).
 NOT_PINNED = {
-    "hybrid-platform": "built from infra/docker by the deployer; its digest exists only once pushed to their registry",
+    "hybrid-platform": "built from infra/docker; a digest exists once pushed to your registry",
     "hybrid-platform-flink": "built from infra/docker by the deployer; as above",
     "apache/kafka": "published by Apache, not a Docker official image: no repo-info record of the 4.1.1 digest",
     "minio/minio": "published by MinIO, not a Docker official image: no repo-info record of the release's digest",

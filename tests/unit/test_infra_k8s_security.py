@@ -612,7 +612,13 @@ def test_airflow_holds_a_client_certificate_of_the_rest_ca() -> None:
     secrets = {v["name"]: v["secret"]["secretName"] for v in values["volumes"] if "secret" in v}
     mounts = {m["name"]: m["mountPath"] for m in values["volumeMounts"]}
     assert secrets["flink-rest-tls"] == client["spec"]["secretName"]
-    assert mounts["flink-rest-tls"] == "/opt/hdp/flink-rest-tls"
+    # The platform's client (flink_ops, `flink run`'s conf written by the init Job) reads it from
+    # HDP_FLINK_REST_TLS_DIR: the mount in Airflow's pods.
+    env = {item["name"]: item["value"] for item in values["env"]}
+    assert env["HDP_FLINK_REST_TLS_DIR"] == mounts["flink-rest-tls"]
+    init = load_yaml_documents(K8S_DIR / "platform" / "init-job.yaml")[0]["spec"]["template"]["spec"]
+    init_env = {item["name"]: item.get("value") for item in init["containers"][0]["env"]}
+    assert init_env["HDP_FLINK_REST_TLS_DIR"] == mounts["flink-rest-tls"]
     # The operator's client certificate: the same CA (a copy of its Secret) in the operator's namespace.
     operator = certificates()["flink-operator-cert"]
     operator_issuer = issuers[operator["metadata"]["namespace"], operator["spec"]["issuerRef"]["name"]]

@@ -137,9 +137,8 @@ def cmd_kafka(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
         return 0
     users = kafka_admin.ensure_principals(cfg)
     print(f"SCRAM users: {', '.join(users) or 'none (no principal password in this environment)'}")
-    print(
-        f"ACLs: {sum(len(p.grants) for p in kafka_auth.PRINCIPALS)} granted to {len(kafka_auth.PRINCIPALS)} principals"
-    )
+    grants = sum(len(p.grants) for p in kafka_auth.PRINCIPALS)
+    print(f"ACLs: {grants} granted to {len(kafka_auth.PRINCIPALS)} principals")
     return 0
 
 

@@ -16,17 +16,17 @@ from hybrid_platform import (
     airflow_client,
     config,
     demo,
-    flink_jar,
-    flink_ops,
+    flink_jar,  # [template:streaming]
+    flink_ops,  # [template:streaming]
     generator,
     jars,
     kafka_admin,
     kafka_auth,
-    latency,
+    latency,  # [template:streaming]
     names,
     runtime,
 )
-from hybrid_platform.argparsing import OneLineParser, fraction, positive_number
+from hybrid_platform.argparsing import OneLineParser, fraction, positive_int, positive_number
 from hybrid_platform.java import JavaError
 
 PORT_VARIABLES = (
@@ -271,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the platform's topics, SCRAM users and ACLs as the admin principal (a cluster's setup Job)",
     )
     kafka.add_argument("action", choices=["setup"])
-    kafka.add_argument("--partitions", type=int, default=2, help="partitions of new topics (default 2)")
-    kafka.add_argument("--replication-factor", type=int, default=1, help="replicas of new topics (default 1)")
+    kafka.add_argument("--partitions", type=positive_int, default=2, help="partitions of new topics (default 2)")
+    kafka.add_argument("--replication-factor", type=positive_int, default=1, help="replicas of new topics (default 1)")
     kafka.set_defaults(func=cmd_kafka)
     # [template:streaming]
     flink = sub.add_parser("flink", help="lifecycle of the long-lived Flink jobs (through the REST API)")

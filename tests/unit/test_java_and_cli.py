@@ -72,6 +72,8 @@ CLI_MISTAKES = {
         "--malformed-fraction",
         "0.5",
     ),
+    "kafka_unknown_action": ("kafka", "teardown"),
+    "kafka_no_replicas": ("kafka", "setup", "--replication-factor", "0"),
     "flink_without_action": ("flink",),
     "flink_unknown_action": ("flink", "restart"),
     "flink_unknown_job": ("flink", "deploy", "fraud_scorer"),

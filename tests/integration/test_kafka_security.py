@@ -66,9 +66,10 @@ def _consume(cfg: config.PlatformConfig, principal: str, topic: str, group: str)
 
 def test_clients_without_valid_credentials_get_nothing(secured: config.PlatformConfig) -> None:
     cfg = secured
+    wrong = "not-the-password"  # pragma: allowlist secret (a wrong one)
     attempts = {
         "plaintext": {"bootstrap.servers": cfg.kafka_bootstrap},
-        "wrong password": {**cfg.kafka_client("observer"), "sasl.password": "not-the-password"},
+        "wrong password": {**cfg.kafka_client("observer"), "sasl.password": wrong},
         "no TLS": {**cfg.kafka_client("observer"), "security.protocol": "SASL_PLAINTEXT"},
         "unknown CA": {**cfg.kafka_client("observer"), "ssl.ca.location": "/etc/ssl/certs/ca-certificates.crt"},
     }

@@ -15,6 +15,7 @@ from test_infra import (
     HAS_COMPOSE,
     HAS_K8S,
     HELM_VALUES,
+    INFRA,
     K8S_DIR,
     compose_images,
     k8s_images,
@@ -24,13 +25,18 @@ from test_infra import (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apache-airflow-providers-fab is not in pyproject.toml/uv.lock yet (the FAB auth manager of infra/ "
-    "needs it in the image); remove this mark when it is",
-)
-def test_the_fab_provider_is_in_the_lock() -> None:
+def test_the_auth_manager_the_deployments_name_is_installed() -> None:
+    """The FAB auth manager of infra/ is in the lock, and the class the deployments name imports."""
+    import importlib
+
     assert "apache-airflow-providers-fab" in locked_versions()
+    named = set()
+    for path in INFRA.rglob("*.y*ml"):
+        named |= set(re.findall(r"airflow\.providers\.fab\.[\w.]+", path.read_text()))
+    assert named, "no deployment names the FAB auth manager"
+    for dotted in named:
+        module, _, attribute = dotted.rpartition(".")
+        assert hasattr(importlib.import_module(module), attribute), dotted
 
 
 #: Images pinned by digest, and where each digest was read (the tag's own record, never a guess).

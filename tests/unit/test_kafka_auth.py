@@ -56,7 +56,7 @@ def test_java_and_flink_sql_and_spark_renderings_escape_what_they_quote(tmp_path
     props = kafka_auth.java(security, "fraud-scoring", shaded=kafka_auth.FLINK_SHADED)
     assert props["sasl.jaas.config"] == (
         "org.apache.flink.kafka.shaded.org.apache.kafka.common.security.scram.ScramLoginModule required "
-        'username="hdp-fraud-scoring" password="pa\\"ss\\\\wo\'rd-0123456789";'
+        'username="hdp-fraud-scoring" password="pa\\"ss\\\\wo\'rd-0123456789";'  # pragma: allowlist secret (test-only)
     )
     assert props["ssl.truststore.type"] == "PEM" and props["ssl.truststore.location"] == "/ca.pem"
     sql = kafka_auth.flink_sql_options(props)
@@ -89,7 +89,7 @@ def test_on_a_cluster_a_process_holds_only_the_passwords_it_is_given(tmp_path: P
     with pytest.raises(config.ConfigError, match="HDP_KAFKA_CA_FILE"):
         config.load({k: v for k, v in env.items() if k != "HDP_KAFKA_CA_FILE"})
     with pytest.raises(config.ConfigError, match="HDP_KAFKA_PASSWORD_LAKE_INGEST"):
-        config.load({**env, "HDP_KAFKA_PASSWORD_LAKE_INGEST": "change-me"})
+        config.load({**env, "HDP_KAFKA_PASSWORD_LAKE_INGEST": "change-me"})  # pragma: allowlist secret (a placeholder)
     with pytest.raises(config.ConfigError, match="HDP_KAFKA_SECURITY_PROTOCOL"):
         config.load({**env, "HDP_KAFKA_SECURITY_PROTOCOL": "ssl-please"})
 

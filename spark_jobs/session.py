@@ -8,7 +8,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from hybrid_platform import config, runtime
-from hybrid_platform.engines import spark_conf
+from hybrid_platform.engines import spark_conf, spark_process_environment
 
 
 def build_session(app_name: str, cfg: config.PlatformConfig | None = None) -> SparkSession:
@@ -16,7 +16,8 @@ def build_session(app_name: str, cfg: config.PlatformConfig | None = None) -> Sp
     runtime.prepare_catalog(cfg)  # a batch job may run before `hdp up` ever did
     # Workers must run this environment's interpreter, not whatever python3 is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_LOCAL_IP", cfg.bind_host)
+    for name, value in spark_process_environment(cfg).items():
+        os.environ.setdefault(name, value)
     conf = spark_conf(cfg, app_name)
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # Launched by spark-submit (Airflow's connection): the master and jars it was given are the truth.

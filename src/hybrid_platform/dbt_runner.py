@@ -154,6 +154,9 @@ def invoke(cfg: PlatformConfig, args: Sequence[str]) -> Any:
         # dbt-spark asks each session for Hive support; the server refuses that static setting with a warning
         # per query (its catalog is Iceberg's).
         warnings.filterwarnings("ignore", message="Failed to set spark.sql.catalogImplementation")
+    else:
+        for name, value in engines.spark_process_environment(cfg).items():  # Spark in this process
+            os.environ.setdefault(name, value)
     target_path(cfg).mkdir(parents=True, exist_ok=True)
     log_path(cfg).mkdir(parents=True, exist_ok=True)
     # Imported here so that the package stays pure standard library (and importable next to Flink).

@@ -36,6 +36,12 @@ def spark_conf(cfg: PlatformConfig, app_name: str) -> dict[str, str]:
     return conf
 
 
+def spark_process_environment(cfg: PlatformConfig) -> dict[str, str]:
+    """What a process that starts Spark inside itself exports first: Spark's web UI binds every interface unless
+    SPARK_LOCAL_IP names one, so the driver and its UI (4040) listen on the bind host only."""
+    return {"SPARK_LOCAL_IP": cfg.bind_host}
+
+
 def flink_catalog_ddl(cfg: PlatformConfig) -> str:
     """``CREATE CATALOG`` for Flink SQL / Table API on the same Iceberg catalog."""
     options = {

@@ -252,3 +252,31 @@ def test_dbt_parse_needs_no_spark(cfg: config.PlatformConfig) -> None:
     assert names.SILVER_TRANSACTIONS in sources and names.RAW_FRAUD_ALERTS in sources
     assert {t["model"] for t in manifest["unit_tests"].values()} >= {"mart_model_performance"}
     assert any(n["resource_type"] == "test" for n in manifest["nodes"].values())
+
+
+def test_dbt_with_spark_in_its_own_process_listens_on_the_bind_host_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark's web UI binds every interface unless SPARK_LOCAL_IP names one: in-process dbt sets it first."""
+    import importlib
+    import types
+
+    from hybrid_platform import config, dbt_runner
+
+    monkeypatch.delenv("SPARK_LOCAL_IP", raising=False)
+    cfg = config.load({"HDP_HOME": str(tmp_path), "HDP_SPARK_REMOTE": "none", "HDP_AIRFLOW_PASSWORD": "x" * 20})
+    seen: dict[str, str | None] = {}
+
+    class Runner:
+        def invoke(self, argv: list[str]) -> object:
+            seen["SPARK_LOCAL_IP"] = os.environ.get("SPARK_LOCAL_IP")
+            return types.SimpleNamespace(success=True)
+
+    real_import = importlib.import_module
+    monkeypatch.setattr(
+        importlib,
+        "import_module",
+        lambda name: types.SimpleNamespace(dbtRunner=Runner) if name == "dbt.cli.main" else real_import(name),
+    )
+    assert dbt_runner.run(cfg, ["debug"])
+    assert seen["SPARK_LOCAL_IP"] == "127.0.0.1"

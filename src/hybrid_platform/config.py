@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,9 @@ class CatalogConfig:
         if self.uri.startswith("jdbc:sqlite:"):
             return "sqlite:///" + self.uri.removeprefix("jdbc:sqlite:")
         if self.uri.startswith("jdbc:postgresql://"):
-            auth = f"{self.jdbc_user}:{self.jdbc_password}@" if self.jdbc_user else ""
+            # Percent-encoded: a password with @, / or : would otherwise be read as part of the host.
+            user, password = (urllib.parse.quote(part, safe="") for part in (self.jdbc_user, self.jdbc_password))
+            auth = f"{user}:{password}@" if self.jdbc_user else ""
             return "postgresql+psycopg2://" + auth + self.uri.removeprefix("jdbc:postgresql://")
         raise ConfigError(f"HDP_CATALOG_URI={self.uri!r}: only jdbc:sqlite: and jdbc:postgresql: are supported")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hybrid_platform import jars
 from hybrid_platform.config import PlatformConfig
+from hybrid_platform.sql_text import sql_literal
 
 
 def spark_conf(cfg: PlatformConfig, app_name: str) -> dict[str, str]:
@@ -49,5 +50,7 @@ def flink_catalog_ddl(cfg: PlatformConfig) -> str:
         "catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
         **{k: v for k, v in cfg.catalog.java_properties().items() if k != "type"},
     }
-    rendered = ",\n  ".join(f"'{key}' = '{value}'" for key, value in options.items())
-    return f"CREATE CATALOG IF NOT EXISTS `{cfg.catalog.name}` WITH (\n  {rendered}\n)"
+    # Quoted as SQL literals: a password or path with a quote must not end the string (or inject an option).
+    rendered = ",\n  ".join(f"{sql_literal(key)} = {sql_literal(value)}" for key, value in options.items())
+    name = cfg.catalog.name.replace("`", "``")
+    return f"CREATE CATALOG IF NOT EXISTS `{name}` WITH (\n  {rendered}\n)"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hybrid_platform import names
+from hybrid_platform.sql_text import sql_literal
 
 SCRAM = "SCRAM-SHA-512"
 PLAINTEXT = "plaintext"
@@ -178,11 +179,6 @@ def java(security: KafkaSecurity, principal: str, shaded: str = "") -> dict[str,
         "ssl.truststore.type": "PEM",
         "ssl.truststore.location": security.ca_file,
     }
-
-
-def sql_literal(value: str) -> str:
-    """``value`` as a Flink SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def flink_sql_options(props: dict[str, str]) -> str:

@@ -27,6 +27,9 @@ from hybrid_platform import config, engines
 SPARK_CONN_ID = "spark_default"
 #: Spark settings that only spark-submit can apply (they shape the launched JVM or pick the cluster).
 _LAUNCH_ONLY = ("spark.master", "spark.app.name", "spark.jars")
+#: Settings never passed as spark-submit arguments (argv is public: `ps`); the job's own session sets them from
+#: the configuration (spark_jobs.session.build_session applies the same settings in-process).
+_SECRET_SUFFIXES = (".jdbc.password",)
 
 #: Airflow Variables the DAGs read, with their local defaults (override: ``AIRFLOW_VAR_<NAME>``).
 VARIABLE_DEFAULTS = {
@@ -95,7 +98,10 @@ def submit_settings(cfg: config.PlatformConfig, app_name: str) -> tuple[dict[str
     """(``--conf`` settings, ``--jars``) for spark-submit; the master comes from the connection."""
     conf = engines.spark_conf(cfg, app_name)
     jars = conf["spark.jars"]
-    return {key: value for key, value in conf.items() if key not in _LAUNCH_ONLY}, jars
+    passed = {
+        key: value for key, value in conf.items() if key not in _LAUNCH_ONLY and not key.endswith(_SECRET_SUFFIXES)
+    }
+    return passed, jars
 
 
 def spark_submit(module: str, args: Sequence[str], conn_id: str = SPARK_CONN_ID) -> None:

@@ -113,3 +113,23 @@ def test_a_bad_demo_setting_does_not_break_other_commands() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_catalog_credentials_are_encoded_in_urls_and_never_passed_as_arguments(tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    from hybrid_platform import orchestration
+
+    secret = "p@ss/w:rd%"  # pragma: allowlist secret (test-only)
+    env = {
+        "HDP_HOME": str(tmp_path),
+        "HDP_CATALOG_URI": "jdbc:postgresql://db:5432/iceberg",
+        "HDP_CATALOG_USER": "iceberg",
+        "HDP_CATALOG_PASSWORD": secret,
+    }
+    cfg = config.load(env)
+    url = make_url(cfg.catalog.sqlalchemy_uri)
+    assert (url.host, url.password, url.database) == ("db", secret, "iceberg")
+    conf, _ = orchestration.submit_settings(cfg, "daily_etl")
+    assert secret not in " ".join(f"{k}={v}" for k, v in conf.items()), "spark-submit's argv is public (ps)"
+    assert conf[f"spark.sql.catalog.{cfg.catalog.name}.jdbc.user"] == "iceberg"

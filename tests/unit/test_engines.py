@@ -20,3 +20,17 @@ def test_flink_ddl_names_the_same_catalog(tmp_path: Path) -> None:
     assert ddl.startswith("CREATE CATALOG IF NOT EXISTS `lakehouse`")
     assert f"'uri' = '{cfg.catalog.uri}'" in ddl
     assert "'catalog-impl' = 'org.apache.iceberg.jdbc.JdbcCatalog'" in ddl
+
+
+def test_flink_ddl_quotes_values_so_none_ends_its_string(tmp_path: Path) -> None:
+    cfg = config.load(
+        {
+            "HDP_HOME": str(tmp_path),
+            "HDP_CATALOG_URI": "jdbc:postgresql://db/iceberg",
+            "HDP_CATALOG_USER": "iceberg",
+            "HDP_CATALOG_PASSWORD": "it's', 'warehouse' = 'file:/elsewhere",  # pragma: allowlist secret (test-only)
+        }
+    )
+    ddl = flink_catalog_ddl(cfg)
+    assert "'jdbc.password' = 'it''s'', ''warehouse'' = ''file:/elsewhere'" in ddl
+    assert ddl.count("'warehouse' = ") == 1, "the password injected no option"

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
 import json
@@ -25,7 +26,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from hybrid_platform import jars, names
+from hybrid_platform import cli, jars, kafka_auth
 from hybrid_platform.config import REPO_ROOT
 
 INFRA = REPO_ROOT / "infra"
@@ -203,6 +204,174 @@ def manifest_errors(document: dict[str, Any]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Kafka's broker configuration, as the apache/kafka image renders it (both targets run that image)
+
+#: Variables the image's start script leaves out of server.properties (kafka.docker.KafkaDockerWrapper, the same
+#: list in Kafka 4.1.1's jar).
+KAFKA_IMAGE_NOT_RENDERED = frozenset(
+    {
+        "KAFKA_VERSION",
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_LOG4J_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JMX_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_GC_LOG_OPTS",
+        "KAFKA_LOG4J_ROOT_LOGLEVEL",
+        "KAFKA_LOG4J_LOGGERS",
+        "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+        "KAFKA_JMX_HOSTNAME",
+    }
+)
+#: The security settings the infra brokers share with the local runtime's broker with
+#: HDP_KAFKA_SECURITY_PROTOCOL=sasl_ssl (runtime._kafka_listener_properties, the reference).
+KAFKA_SECURITY_SETTINGS = (
+    "sasl.enabled.mechanisms",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.mechanism.controller.protocol",
+    "listener.name.controller.sasl.enabled.mechanisms",
+    "ssl.keystore.type",
+    "ssl.truststore.type",
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
+)
+
+
+def kafka_image_properties(environment: dict[str, str]) -> dict[str, str]:
+    """server.properties as the image's start script writes it from KAFKA_* variables: the prefix dropped, lower
+    case, `_` -> `.`, then `...` -> `-` and `..` -> `_` (KafkaDockerWrapper.getServerConfigsFromEnv)."""
+    rendered = {}
+    for key, value in environment.items():
+        if key.startswith("KAFKA_") and key not in KAFKA_IMAGE_NOT_RENDERED:
+            name = key.replace("KAFKA_", "").lower().replace("_", ".").replace("...", "-").replace("..", "_")
+            rendered[name] = str(value)
+    return rendered
+
+
+def script_exports(script: str) -> dict[str, str]:
+    """The `export NAME="value"` lines of a start script, with \\" unescaped (${...} left unexpanded)."""
+    return {
+        name: value.replace('\\"', '"')
+        for name, value in re.findall(r'^\s*export (\w+)="(.*)"\s*$', script, re.MULTILINE)
+    }
+
+
+def properties_text(text: str) -> dict[str, str]:
+    """`key=value` lines (a properties file written by a script), comments and other lines ignored."""
+    return dict(re.findall(r"^\s*([a-z][\w.-]*)=(.*?)\s*$", text, re.MULTILINE))
+
+
+def listener_names(value: str) -> list[str]:
+    return [item.split("://", 1)[0] for item in value.split(",") if item]
+
+
+@functools.cache
+def local_runtime_kafka_security() -> dict[str, str]:
+    """The local runtime's broker settings with HDP_KAFKA_SECURITY_PROTOCOL=sasl_ssl (in a throwaway home)."""
+    import tempfile
+
+    from hybrid_platform import config, runtime
+
+    with tempfile.TemporaryDirectory() as home:
+        cfg = config.load(
+            {
+                "HDP_HOME": home,
+                "HDP_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+                "HDP_KAFKA_CA_FILE": f"{home}/ca.pem",
+                **{p.password_variable: f"{p.name}-password-for-a-test" for p in kafka_auth.PRINCIPALS},
+            }
+        )
+        return runtime._kafka_listener_properties(cfg)
+
+
+def kafka_broker_problems(settings: dict[str, str]) -> list[str]:
+    """What makes a broker's server.properties less than the platform's Kafka security: a listener that is not
+    SASL_SSL, a listener name the image's start script would treat as its own TLS set-up, SCRAM/PLAIN or the
+    JAAS settings not where they belong, an authorizer that allows by default, other super users, keystore
+    passwords. Empty when the broker is as the local runtime's with sasl_ssl."""
+    problems = []
+    protocols = dict(
+        item.split(":", 1) for item in settings.get("listener.security.protocol.map", "").split(",") if item
+    )
+    listeners = listener_names(settings.get("listeners", ""))
+    advertised = listener_names(settings.get("advertised.listeners", ""))
+    controllers = settings.get("controller.listener.names", "").split(",")
+    if not listeners or not set(advertised) <= set(listeners) or not set(controllers) <= set(listeners):
+        problems.append(f"listeners {listeners}, advertised {advertised}, controller {controllers}")
+    for name in dict.fromkeys([*listeners, *advertised, *protocols]):
+        if protocols.get(name) != "SASL_SSL":
+            problems.append(f"listener {name} is {protocols.get(name)}, not SASL_SSL")
+        if "SSL" in name or "SASL" in name:
+            problems.append(f"listener {name}: the image's start script runs its own TLS set-up for *SSL* names")
+    reference = local_runtime_kafka_security()
+    for key in KAFKA_SECURITY_SETTINGS:
+        if settings.get(key) != reference[key]:
+            problems.append(f"{key}={settings.get(key)!r}, the local runtime's is {reference[key]!r}")
+    inter_broker = settings.get("inter.broker.listener.name", "")
+    if inter_broker in controllers or inter_broker not in listeners:
+        problems.append(f"inter-broker listener {inter_broker!r}")
+    broker = kafka_auth.BY_NAME["broker"]
+    for name in listeners:
+        if name in controllers:
+            jaas = settings.get(f"listener.name.{name.lower()}.plain.sasl.jaas.config", "")
+            user = kafka_auth.CONTROLLER_USER
+            expected = ["PlainLoginModule required", f'username="{user}"', f'user_{user}="']
+        else:
+            jaas = settings.get(f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config", "")
+            expected = ["scram.ScramLoginModule required"]
+            if name == inter_broker:
+                expected.append(f'username="{broker.username}" password="${{{broker.password_variable}}}"')
+        if not all(part in jaas for part in expected):
+            problems.append(f"listener {name}: JAAS {jaas!r} lacks {expected}")
+        if re.search(r'password="(?!\$\{)', jaas):
+            problems.append(f"listener {name}: a literal password in its JAAS settings")
+    for key in ("ssl.keystore.password", "ssl.key.password", "ssl.truststore.password"):
+        if key in settings:
+            problems.append(f"{key} is set (a PEM store takes none)")
+    return problems
+
+
+def test_the_broker_check_refuses_what_weakens_kafka() -> None:
+    """kafka_broker_problems, run on a broker like the local runtime's, then on each weakening."""
+    good = {
+        **local_runtime_kafka_security(),
+        "listeners": "INTERNAL://:9092,CONTROLLER://:9093",
+        "advertised.listeners": "INTERNAL://kafka:9092",
+        "listener.security.protocol.map": "INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL",
+        "inter.broker.listener.name": "INTERNAL",
+        "controller.listener.names": "CONTROLLER",
+        "listener.name.internal.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram."
+        'ScramLoginModule required username="hdp-broker" password="${HDP_KAFKA_PASSWORD_BROKER}";',
+        "listener.name.controller.plain.sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule "
+        'required username="hdp-controller" password="${P}" user_hdp-controller="${P}";',
+    }
+    assert kafka_broker_problems(good) == []
+    for change in (
+        {"listener.security.protocol.map": "INTERNAL:SASL_SSL,CONTROLLER:PLAINTEXT"},
+        {"listeners": "INTERNAL://:9092,CONTROLLER://:9093,PLAINTEXT://:9094"},
+        {"allow.everyone.if.no.acl.found": "true"},
+        {"authorizer.class.name": ""},
+        {"super.users": "User:hdp-broker;User:hdp-admin;User:hdp-controller;User:hdp-producer"},
+        {"sasl.enabled.mechanisms": "PLAIN"},
+        {"sasl.mechanism.inter.broker.protocol": "PLAIN"},
+        {"listener.name.internal.scram-sha-512.sasl.jaas.config": "x"},
+        {
+            "listener.name.controller.plain.sasl.jaas.config": 'PlainLoginModule required username="hdp-controller" '
+            'password="abc" user_hdp-controller="abc";'
+        },
+        {"ssl.keystore.password": "x"},
+        {
+            "listeners": "SASL_SSL://:9092,CONTROLLER://:9093",
+            "advertised.listeners": "SASL_SSL://kafka:9092",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL",
+            "inter.broker.listener.name": "SASL_SSL",
+        },
+    ):
+        assert kafka_broker_problems({**good, **change}), change
+
+
+# --------------------------------------------------------------------------------------------------
 # Compose
 
 
@@ -292,6 +461,8 @@ def test_compose_uses_the_same_configuration_variables_as_local_mode() -> None:
     """Every HDP_* variable infra/ sets is one the code reads (a typo would silently fall back to a local default)."""
     sources = "\n".join(p.read_text() for p in (REPO_ROOT / "src" / "hybrid_platform").glob("*.py"))
     read_by_code = set(re.findall(r"\"(HDP_[A-Z0-9_]+)\"", sources))
+    # Built from the principals' table, not spelled out: HDP_KAFKA_PASSWORD_<PRINCIPAL> (config._kafka_security).
+    read_by_code |= {p.password_variable for p in kafka_auth.PRINCIPALS}
     used = set()
     for path in [*COMPOSE_FILES, *K8S_MANIFESTS, HELM_VALUES]:
         used |= set(re.findall(r"\b(HDP_[A-Z0-9_]+)\b(?!\*)", path.read_text()))  # HDP_SPARK_* is prose
@@ -512,11 +683,38 @@ def test_kubernetes_manifests_reference_secrets_and_never_inline_them() -> None:
                     assert "value" not in siblings, f"{path}: env {value} must come from a Secret (valueFrom)"
 
 
+def setup_arguments(command: list[str]) -> argparse.Namespace:
+    """A Kafka setup command as the platform's CLI parses it (it must be `hdp kafka setup ...`)."""
+    assert command[:3] == ["hdp", "kafka", "setup"], command
+    arguments = cli.build_parser().parse_args(command[1:])
+    assert arguments.func is cli.cmd_kafka and arguments.action == "setup"
+    return arguments
+
+
 @needs_k8s
-def test_kafka_topics_job_creates_the_platform_topics() -> None:
-    text = (K8S_DIR / "kafka" / "topics-job.yaml").read_text()
-    topics = re.search(r"for topic in ([\w ]+); do", text)
-    assert topics and tuple(topics.group(1).split()) == names.ALL_TOPICS
+def test_the_kafka_setup_job_runs_hdp_kafka_setup_for_three_brokers() -> None:
+    """Topics (cmd_kafka: names.ALL_TOPICS), SCRAM users and ACLs come from the platform's own CLI and table."""
+    job = load_yaml_documents(K8S_DIR / "kafka" / "topics-job.yaml")[0]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == platform_image()
+    arguments = setup_arguments([*container.get("command", []), *container.get("args", [])])
+    brokers = next(d for d in load_yaml_documents(K8S_DIR / "kafka" / "statefulset.yaml") if d["kind"] == "StatefulSet")
+    env = {e["name"]: e.get("value") for e in brokers["spec"]["template"]["spec"]["containers"][0]["env"]}
+    # Every broker holds a replica, and the topics' min.insync.replicas (replication - 1) is the brokers' own.
+    assert arguments.replication_factor == brokers["spec"]["replicas"] == int(env["KAFKA_DEFAULT_REPLICATION_FACTOR"])
+    assert arguments.replication_factor - 1 == int(env["KAFKA_MIN_INSYNC_REPLICAS"])
+    assert arguments.partitions == int(env["KAFKA_NUM_PARTITIONS"]) == 12
+    assert "kafka-topics.sh" not in yaml.safe_dump(job)
+
+
+@needs_compose
+def test_compose_sets_kafka_up_with_hdp_kafka_setup_for_one_broker() -> None:
+    services = main_compose()["services"]
+    arguments = setup_arguments(services["kafka-setup"]["command"])
+    assert arguments.replication_factor == 1 and arguments.partitions >= 1
+    assert services["kafka-setup"]["image"] == platform_image()
+    # The DAGs deploy the Flink jobs only once the topics exist (Airflow holds no admin password).
+    assert services["airflow-init"]["depends_on"]["kafka-setup"]["condition"] == "service_completed_successfully"
 
 
 @needs_k8s

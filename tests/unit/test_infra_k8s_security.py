@@ -5,6 +5,8 @@
 - NetworkPolicies: default deny in each namespace, and every selector matches the labels a workload carries.
 - RBAC: who may create pods where, no role reads Secrets, tokens only where a pod calls the API.
 - Flink REST: mutual TLS with cert-manager's keystores; Airflow holds a client certificate of the same CA.
+- Kafka: SASL_SSL on every listener, deny by default; every client pod with the CA at one path; each workload
+  with the passwords of its own principals only; `hdp kafka setup` for topics, users and ACLs.
 - Airflow: Airflow 3's secret keys, the FAB auth manager.
 """
 
@@ -29,10 +31,16 @@ from test_infra import (
     K8S_MANIFESTS,
     KEYSTORE_PASSWORD,
     KEYSTORE_PASSWORD_FIELDS,
+    kafka_broker_problems,
+    kafka_image_properties,
     load_yaml_documents,
     manifest_errors,
+    properties_text,
+    script_exports,
     walk,
 )
+
+from hybrid_platform import kafka_auth
 
 if not K8S_DIR.is_dir():
     pytest.skip("this project has no infra/k8s (generated target)", allow_module_level=True)
@@ -425,10 +433,10 @@ def test_kafka_is_open_to_its_clients_and_its_quorum_to_brokers_only() -> None:
     ports = {p["name"]: p["containerPort"] for p in kafka["spec"]["template"]["spec"]["containers"][0]["ports"]}
     broker = kafka["spec"]["template"]["metadata"]["labels"]
     clients = {name for _, name in allowed_sources(NAMESPACE, broker, ports["internal"])}
-    assert {"flink-jobmanager", "flink-taskmanager", "spark-executor", "kafka-topics", "airflow-worker"} <= clients
+    assert {"flink-jobmanager", "flink-taskmanager", "spark-executor", "kafka-setup", "airflow-worker"} <= clients
     assert clients <= {
         "kafka",
-        "kafka-topics",
+        "kafka-setup",
         "flink-jobmanager",
         "flink-taskmanager",
         "spark-executor",
@@ -641,6 +649,226 @@ def test_the_only_literal_password_is_the_keystore_constant() -> None:
     assert len(uses) == 5 and {value for *_, value in uses} == {KEYSTORE_PASSWORD}, uses
     settings = flink_deployment()["spec"]["flinkConfiguration"]
     assert {settings[k] for k in settings if k.endswith("-password")} == {KEYSTORE_PASSWORD}
+
+
+# --------------------------------------------------------------------------------------------------
+# Kafka: TLS (cert-manager) + SCRAM-SHA-512 per principal + ACLs
+
+
+PLATFORM_CONFIG = "hdp-platform-config"
+KAFKA_PASSWORDS_SECRET = "hdp-kafka-passwords"  # pragma: allowlist secret
+#: Every container that talks to Kafka, and the principals (kafka_auth.PRINCIPALS) whose passwords it holds.
+KAFKA_PASSWORDS: dict[str, set[str]] = {
+    # Formats the storage with the SCRAM users the brokers need before any ACL exists.
+    "kafka/format-storage": {"broker", "admin"},
+    # The broker's own user (inter-broker SCRAM); also the controller listener's PLAIN user, not a principal.
+    "kafka/kafka": {"broker"},
+    # `hdp kafka setup`: the admin, and every principal whose SCRAM user it writes (the broker's is the format's).
+    "kafka-setup/setup": {p.name for p in kafka_auth.PRINCIPALS} - {"broker"},
+    # Airflow's task pods submit both Flink jobs and read consumer lag; never the admin.
+    "airflow": {"fraud-scoring", "lake-ingest", "observer"},
+    # The FlinkSessionJobs' programs run on the JobManager (PythonDriver); TaskManagers get the job's settings.
+    "flink-jobmanager": {"fraud-scoring", "lake-ingest"},
+    "flink-taskmanager": set(),
+    "hdp-platform-init/init": set(),
+}
+
+
+def platform_config() -> dict[str, str]:
+    return dict(load_yaml_documents(K8S_DIR / "platform" / "configmap.yaml")[0]["data"])
+
+
+def kafka_statefulset() -> dict[str, Any]:
+    return next(d for d in of_kind("StatefulSet") if d["metadata"]["name"] == "kafka")
+
+
+def kafka_workloads() -> dict[str, dict[str, Any]]:
+    """Every container the platform runs, as far as Kafka is concerned: the ConfigMaps it loads, its literal
+    variables, its variables from Secrets (name -> (Secret, key)) and what is mounted where (path -> volume)."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, pod: dict[str, Any], container: dict[str, Any]) -> None:
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        env = container.get("env", [])
+        found[name] = {
+            "config_maps": {e["configMapRef"]["name"] for e in container.get("envFrom", []) if "configMapRef" in e},
+            "env": {e["name"]: e["value"] for e in env if "value" in e},
+            "secrets": {
+                e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+                for e in env
+                if "secretKeyRef" in e.get("valueFrom", {})
+            },
+            # A StatefulSet's claim templates are volumes of their own (listed by name only here).
+            "mounts": {
+                m["mountPath"]: volumes.get(m["name"], {"name": m["name"]}) for m in container.get("volumeMounts", [])
+            },
+        }
+
+    for _, document in documents():
+        if document["kind"] in {"StatefulSet", "Deployment", "Job"}:
+            spec = document["spec"]["template"]["spec"]
+            for container in [*spec.get("initContainers", []), *spec["containers"]]:
+                add(f"{document['metadata']['name']}/{container['name']}", spec, container)
+    for component, pod in flink_pods().items():
+        add(f"flink-{component}", pod["spec"], pod["spec"]["containers"][0])
+    values = helm_values()
+    from_secrets = [
+        {"name": s["envName"], "valueFrom": {"secretKeyRef": {"name": s["secretName"], "key": s["secretKey"]}}}
+        for s in values["secret"]
+    ]
+    airflow = {
+        "envFrom": yaml.safe_load(values["extraEnvFrom"]),
+        "env": [*values["env"], *yaml.safe_load(values["extraEnv"]), *from_secrets],
+        "volumeMounts": values["volumeMounts"],
+    }
+    add("airflow", {"volumes": values["volumes"]}, airflow)
+    return found
+
+
+def test_every_kafka_client_uses_sasl_ssl_with_the_ca_at_one_path() -> None:
+    """The ConfigMap switches every platform process to SASL_SSL; the CA is the brokers' cert-manager CA, alone,
+    at the same path in every pod that loads it (the jobs Airflow submits carry the path to Flink's pods)."""
+    config = platform_config()
+    assert config["HDP_KAFKA_SECURITY_PROTOCOL"] == kafka_auth.SASL_SSL
+    folder, file = config["HDP_KAFKA_CA_FILE"].rsplit("/", 1)
+    broker_secret = certificates()["hdp-kafka-broker"]["spec"]["secretName"]
+    workloads_ = kafka_workloads()
+    loading = {name for name, workload in workloads_.items() if PLATFORM_CONFIG in workload["config_maps"]}
+    clients = {name for name, principals in KAFKA_PASSWORDS.items() if not name.startswith("kafka/")}
+    assert clients <= loading, clients - loading
+    for name in loading:
+        workload = workloads_[name]
+        overridden = {"HDP_KAFKA_SECURITY_PROTOCOL", "HDP_KAFKA_CA_FILE"} & set(workload["env"])
+        assert not overridden, f"{name} overrides {overridden}"
+        volume = workload["mounts"].get(folder)
+        assert volume is not None, f"{name}: nothing mounted at {folder} (HDP_KAFKA_CA_FILE)"
+        # The ca.crt of the brokers' Secret and nothing else of it (not their key).
+        assert volume["secret"]["secretName"] == broker_secret, name
+        assert volume["secret"]["items"] == [{"key": "ca.crt", "path": file}], name
+
+
+def test_each_workload_holds_only_the_kafka_passwords_of_its_principals() -> None:
+    by_variable = {p.password_variable: p.name for p in kafka_auth.PRINCIPALS}
+    held: dict[str, set[str]] = {}
+    for name, workload in kafka_workloads().items():
+        for variable, (secret, key) in workload["secrets"].items():
+            if variable == "KRAFT_CONTROLLER_PASSWORD":
+                assert (name, secret, key) == ("kafka/kafka", KAFKA_PASSWORDS_SECRET, "controller"), name
+                continue
+            if variable in by_variable or secret == KAFKA_PASSWORDS_SECRET:
+                assert variable in by_variable and secret == KAFKA_PASSWORDS_SECRET, (name, variable, secret)
+                # The Secret's key is the principal's name: a variable reading another's password is caught.
+                assert key == by_variable[variable], f"{name}: {variable} reads the password of {key}"
+                held.setdefault(name, set()).add(key)
+        if name in KAFKA_PASSWORDS:
+            held.setdefault(name, set())
+    assert held == KAFKA_PASSWORDS
+    # The Spark executors (spark-defaults.conf) get none.
+    assert not [key for key in spark_conf() if "KAFKA" in key.upper()]
+
+
+def broker_settings() -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """The broker container, its start script's exports, and its server.properties as the image renders it."""
+    container = kafka_statefulset()["spec"]["template"]["spec"]["containers"][0]
+    exports = script_exports(container["command"][-1])
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    return container, exports, kafka_image_properties({**env, **exports})
+
+
+def test_the_brokers_listen_sasl_ssl_only_and_deny_by_default() -> None:
+    """No PLAINTEXT listener; SCRAM for clients and replication, PLAIN for the controllers, StandardAuthorizer
+    with nothing allowed without an ACL and the local runtime's super users; the passwords never in a literal,
+    and out of Kafka's environment before it starts."""
+    container, _, settings = broker_settings()
+    assert kafka_broker_problems(settings) == []
+    script = container["command"][-1]
+    unset = re.search(r"^\s*unset (.+)$", script, re.MULTILINE)
+    assert unset and script.index(unset.group(0)) < script.index("exec /etc/kafka/docker/run")
+    secret_variables = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    assert secret_variables - {"CLUSTER_ID"} <= set(unset.group(1).split())
+
+
+def test_the_brokers_tls_comes_from_their_cert_manager_certificate() -> None:
+    """A PEM keystore (key + chain in one file, PKCS#8) and the CA from the Secret of a Certificate of the Kafka
+    CA, naming every host clients and brokers connect to."""
+    container, exports, settings = broker_settings()
+    statefulset = kafka_statefulset()
+    spec = statefulset["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: volumes.get(m["name"], {}) for m in container["volumeMounts"]}
+    broker = certificates()["hdp-kafka-broker"]["spec"]
+    for setting, key in (("ssl.keystore.location", "tls-combined.pem"), ("ssl.truststore.location", "ca.crt")):
+        folder, file = settings[setting].rsplit("/", 1)
+        secret = mounts[folder]["secret"]
+        assert secret["secretName"] == broker["secretName"]
+        assert {item["path"]: item["key"] for item in secret["items"]}[file] == key, setting
+    assert {"type": "CombinedPEM"} in broker["additionalOutputFormats"]
+    assert broker["privateKey"]["encoding"] == "PKCS8"
+    assert "server auth" in broker["usages"]
+    # Its own CA, signing nothing else (not the Flink REST CA).
+    issuers = {d["metadata"]["name"]: d for d in of_kind("Issuer")}
+    assert (
+        issuers[broker["issuerRef"]["name"]]["spec"]["ca"]["secretName"]
+        == certificates()["hdp-kafka-ca"]["spec"]["secretName"]
+    )
+    signed = {c["metadata"]["name"] for c in certificates().values() if c["spec"]["issuerRef"] == broker["issuerRef"]}
+    assert signed == {"hdp-kafka-broker"}
+    # The names: the bootstrap address, each broker's advertised name, each controller's voter address.
+    namespace = NAMESPACE
+    hosts = {platform_config()["HDP_KAFKA_BOOTSTRAP"].rsplit(":", 1)[0]}
+    for ordinal in range(statefulset["spec"]["replicas"]):
+        advertised = exports["KAFKA_ADVERTISED_LISTENERS"].replace("${HOSTNAME}", f"kafka-{ordinal}")
+        advertised = advertised.replace("${POD_NAMESPACE}", namespace)
+        hosts |= {item.split("://", 1)[1].rsplit(":", 1)[0] for item in advertised.split(",")}
+    voters = settings["controller.quorum.voters"].split(",")
+    assert len(voters) == statefulset["spec"]["replicas"]
+    hosts |= {voter.split("@", 1)[1].rsplit(":", 1)[0] for voter in voters}
+    assert hosts <= set(broker["dnsNames"]), hosts - set(broker["dnsNames"])
+
+
+def test_the_storage_format_writes_the_broker_and_admin_scram_users() -> None:
+    """Before the first start, with the passwords in a private @file (never argv) on the init container's own
+    /tmp; what the format reads agrees with the broker's configuration."""
+    spec = kafka_statefulset()["spec"]["template"]["spec"]
+    init = next(c for c in spec["initContainers"] if c["name"] == "format-storage")
+    script = init["command"][-1]
+    for name in ("broker", "admin"):
+        principal = kafka_auth.BY_NAME[name]
+        argument = (
+            f"--add-scram={kafka_auth.SCRAM}=[name={principal.username},password=${{{principal.password_variable}}}]"
+        )
+        assert f'"{argument}"' in script, argument
+    args_file = re.search(r"> (/tmp/\S+)$", script[: script.index("kafka-storage.sh")], re.MULTILINE)
+    assert args_file, "the SCRAM arguments are not written to a file"
+    tool = re.search(r"kafka-storage\.sh format (.*?)(\|\||$)", script.replace("\\\n", " "), re.MULTILINE)
+    assert tool and f"@{args_file.group(1)}" in tool.group(1) and "password" not in tool.group(1)
+    assert "--ignore-formatted" in tool.group(1)
+    assert f"rm -f {args_file.group(1)}" in script
+    # Its /tmp is not the broker's: the broker container cannot read the admin's password there.
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    init_tmp = next(m["name"] for m in init["volumeMounts"] if m["mountPath"] == "/tmp")
+    broker_tmp = next(m["name"] for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == "/tmp")
+    assert init_tmp != broker_tmp and "emptyDir" in volumes[init_tmp]
+    # The format reads the broker's node id, roles, quorum, listeners and log directory.
+    _, exports, settings = broker_settings()
+    heredoc = re.search(r"<<EOF\n(.*?)\n\s*EOF", script, re.DOTALL)
+    assert heredoc
+    formatted = properties_text(heredoc.group(1))
+    assert formatted.pop("node.id") == exports["KAFKA_NODE_ID"]
+    assert formatted and all(settings.get(key) == value for key, value in formatted.items()), {
+        key: (value, settings.get(key)) for key, value in formatted.items() if settings.get(key) != value
+    }
+    data = {m["mountPath"]: m["name"] for m in init["volumeMounts"]}[settings["log.dirs"]]
+    assert data == next(
+        m["name"] for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == settings["log.dirs"]
+    )
+
+
+def test_the_operator_merges_the_flink_pod_templates_by_name() -> None:
+    """flink_pods() models the JobManager's pod as the common template plus its own, merged by name: that is the
+    operator's merge only with this switch (by position, its first volume would land on hdp-home)."""
+    settings = flink_deployment()["spec"]["flinkConfiguration"]
+    assert settings["kubernetes.operator.pod-template.merge-arrays-by-name"] == "true"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -715,7 +715,10 @@ def produce(
     first = next(synthesized, None)
     gc.freeze()
     records = itertools.chain([first] if first else [], synthesized)
-    ensure_topics(cfg, names.ALL_TOPICS)  # the Flink jobs' output topics too, with the same partitioning
+    from hybrid_platform import kafka_admin
+
+    if kafka_admin.admin_available(cfg):  # where this process may (a cluster's setup Job made them there)
+        ensure_topics(cfg, names.ALL_TOPICS)  # the Flink jobs' output topics too, with the same partitioning
     producer = Producer(
         {
             **cfg.kafka_client("producer"),

@@ -399,7 +399,7 @@ def private_runtime(home: Path) -> Generator[None]:
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     cfg = config.load()
-    jars.ensure_all(cfg.jar_cache)
+    jars.ensure_all(cfg.jar_cache, repository=cfg.maven_repository)
     try:
         yield
     finally:

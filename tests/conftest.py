@@ -32,7 +32,7 @@ def platform_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 @pytest.fixture(scope="session")
 def platform_cfg(platform_env: dict[str, str]) -> config.PlatformConfig:
     cfg = config.load()
-    jars.ensure_all(cfg.jar_cache)
+    jars.ensure_all(cfg.jar_cache, repository=cfg.maven_repository)
     return cfg
 
 

@@ -40,7 +40,7 @@ def _mb(value: int) -> str:
 
 
 def cmd_up(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
-    jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog))
+    jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog), cfg.maven_repository)
     runtime.up(cfg, only=args.only or None)
     return cmd_status(argparse.Namespace(json=False), cfg)
 
@@ -70,7 +70,7 @@ def cmd_status(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 
 def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     # Default: what this configuration needs; images name their sets (`--set spark --set cluster`).
-    classpaths = jars.ensure_all(cfg.jar_cache, args.sets or jars.sets_for(cfg.catalog))
+    classpaths = jars.ensure_all(cfg.jar_cache, args.sets or jars.sets_for(cfg.catalog), cfg.maven_repository)
     for name, paths in sorted(classpaths.items()):
         print(f"{name}: {len(paths)} jar(s) verified in {cfg.jar_cache}")
     # [template:streaming]
@@ -83,7 +83,7 @@ def cmd_jars(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
 def cmd_demo(args: argparse.Namespace, cfg: config.PlatformConfig) -> int:
     started = time.monotonic()
     config.demo_settings()  # a bad HDP_DEMO_* value stops here, before anything starts
-    jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog))
+    jars.ensure_all(cfg.jar_cache, jars.sets_for(cfg.catalog), cfg.maven_repository)
     runtime.up(cfg)
     summary = demo.run(cfg)  # [template:streaming]
     # [template:!streaming] demo.run(cfg)

@@ -86,7 +86,7 @@ def ensure(jar: Jar, cache: Path, repository: str | None = None) -> Path:
     A download lands under a temporary name and takes the jar's name only once verified: no engine ever
     sees an unverified file under a classpath name.
     """
-    repository = repository or os.environ.get("HDP_MAVEN_REPO") or DEFAULT_REPOSITORY
+    repository = repository or DEFAULT_REPOSITORY
     target = cache / jar.filename
     if target.exists() and _verified(target, jar.sha256):
         return target
@@ -128,15 +128,16 @@ def engine_classpath(cache: Path, engine: str, catalog: CatalogConfig) -> list[P
     return [*classpath(cache, engine), *extra]
 
 
-def ensure_all(cache: Path, sets: Iterable[str] | None = None) -> dict[str, list[Path]]:
-    """Fetch every jar of ``sets`` (default: all) and return the classpath of each set."""
+def ensure_all(cache: Path, sets: Iterable[str] | None = None, repository: str | None = None) -> dict[str, list[Path]]:
+    """Fetch every jar of ``sets`` (default: all) from ``repository`` (default: Maven Central; the config's
+    ``maven_repository``, HDP_MAVEN_REPO) and return the classpath of each set."""
     _, jars = load_manifest()
     wanted = set(sets) if sets is not None else {s for jar in jars for s in jar.sets}
     classpaths: dict[str, list[Path]] = {name: [] for name in wanted}
     for jar in jars:
         if wanted.isdisjoint(jar.sets):
             continue
-        path = ensure(jar, cache)
+        path = ensure(jar, cache, repository)
         for name in wanted.intersection(jar.sets):
             classpaths[name].append(path)
     return classpaths

@@ -133,3 +133,17 @@ def test_catalog_credentials_are_encoded_in_urls_and_never_passed_as_arguments(t
     conf, _ = orchestration.submit_settings(cfg, "daily_etl")
     assert secret not in " ".join(f"{k}={v}" for k, v in conf.items()), "spark-submit's argv is public (ps)"
     assert conf[f"spark.sql.catalog.{cfg.catalog.name}.jdbc.user"] == "iceberg"
+
+
+def test_config_is_the_one_place_that_reads_platform_variables() -> None:
+    """Every HDP_* variable is resolved by config.load at call time: a read elsewhere would escape validation."""
+    import re
+
+    read = re.compile(r"""(?:environ(?:\.get)?\s*[\[(]|getenv\s*\()\s*["']HDP_""")
+    offenders = []
+    for folder in ("src", "spark_jobs", "flink_jobs", "dags", "bench"):
+        for path in (config.REPO_ROOT / folder).rglob("*.py"):
+            if path.name != "config.py" and read.search(path.read_text()):
+                offenders.append(str(path.relative_to(config.REPO_ROOT)))
+    assert not offenders, f"HDP_* read outside config.py: {offenders}"
+    assert config.load({"HDP_MAVEN_REPO": "https://mirror.example/m2"}).maven_repository == "https://mirror.example/m2"

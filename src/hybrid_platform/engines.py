@@ -6,6 +6,8 @@ the Flink environment, DAGs and tests.
 
 from __future__ import annotations
 
+import os
+
 from hybrid_platform import jars
 from hybrid_platform.config import PlatformConfig
 from hybrid_platform.sql_text import sql_literal
@@ -30,6 +32,11 @@ def spark_conf(cfg: PlatformConfig, app_name: str) -> dict[str, str]:
         "spark.sql.warehouse.dir": str(cfg.home / "spark" / "spark-warehouse"),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={cfg.home / 'spark'}",
     }
+    # Before pyspark's own jars: fixed copies of libraries it bundles in vulnerable versions (lz4-java).
+    first = os.pathsep.join(str(p) for p in jars.first_classpath(cfg.jar_cache, "spark"))
+    if first:
+        conf["spark.driver.extraClassPath"] = first
+        conf["spark.executor.extraClassPath"] = first
     if cfg.spark_master.startswith("local"):
         conf["spark.driver.host"] = cfg.bind_host
         conf["spark.driver.bindAddress"] = cfg.bind_host

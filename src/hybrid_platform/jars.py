@@ -36,6 +36,8 @@ class Jar:
     version: str
     sets: tuple[str, ...]
     sha256: str
+    #: Sets in which this jar goes before the engine's own jars (it replaces a vulnerable copy the engine ships).
+    first_in: tuple[str, ...] = ()
 
     @property
     def filename(self) -> str:
@@ -54,7 +56,9 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, str], list[Jar]]:
     jars = []
     for entry in data["jar"]:
         group, artifact, version = entry["coordinates"].split(":")
-        jars.append(Jar(group, artifact, version, tuple(entry["sets"]), entry["sha256"]))
+        jars.append(
+            Jar(group, artifact, version, tuple(entry["sets"]), entry["sha256"], tuple(entry.get("first_in", ())))
+        )
     return data["versions"], jars
 
 
@@ -141,6 +145,17 @@ def ensure_all(cache: Path, sets: Iterable[str] | None = None, repository: str |
         for name in wanted.intersection(jar.sets):
             classpaths[name].append(path)
     return classpaths
+
+
+def first_classpath(cache: Path, set_name: str) -> list[Path]:
+    """The jars of ``set_name`` that go before the engine's own (``first_in``): a fixed copy of a library the
+    engine bundles in a vulnerable version."""
+    _, jars = load_manifest()
+    return [
+        path
+        for path in classpath(cache, set_name)
+        if any(path.name == j.filename for j in jars if set_name in j.first_in)
+    ]
 
 
 def classpath(cache: Path, set_name: str) -> list[Path]:

@@ -153,3 +153,11 @@ def maintenance_cutoffs() -> tuple[Any, int, Any]:
 
     now = datetime.now(UTC).replace(tzinfo=None)
     return now, 1, now - timedelta(days=1)
+
+
+def test_spark_loads_the_fixed_lz4_before_the_one_pyspark_ships(spark: Any) -> None:
+    """pyspark bundles lz4-java 1.8.0 (CVE-2025-12183, CVE-2025-66566): the pinned fork comes first on the class
+    path (jars.toml first_in), so its classes are the ones Spark's codec and Kafka's record batches use."""
+    factory = spark._jvm.java.lang.Class.forName("net.jpountz.lz4.LZ4Factory")
+    location = str(factory.getProtectionDomain().getCodeSource().getLocation().toString())
+    assert location.endswith("/lz4-java-1.10.4.jar"), location

@@ -35,3 +35,11 @@ def test_flink_ddl_quotes_values_so_none_ends_its_string(tmp_path: Path) -> None
     quoted = "'jdbc.password' = 'it''s'', ''warehouse'' = ''file:/elsewhere'"  # pragma: allowlist secret (test-only)
     assert quoted in ddl
     assert ddl.count("'warehouse' = ") == 1, "the password injected no option"
+
+
+def test_fixed_copies_of_bundled_libraries_come_first_on_sparks_class_path(tmp_path: Path) -> None:
+    cfg = config.load({"HDP_HOME": str(tmp_path)})
+    jars.ensure_all(cfg.jar_cache, ["spark"])
+    conf = spark_conf(cfg, "t")
+    assert Path(conf["spark.driver.extraClassPath"]).name == "lz4-java-1.10.4.jar"
+    assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"]

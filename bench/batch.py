@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench import etl_sql
-from bench.harness import Context, summarize
+from bench.measure import Context, summarize
 
 from hybrid_platform import config, flink_ops, runtime
 

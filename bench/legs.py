@@ -15,7 +15,7 @@ from typing import Any
 
 from bench import batch as batch_leg
 from bench import streaming
-from bench.harness import Context, summarize, summarize_dag_parse
+from bench.measure import Context, summarize, summarize_dag_parse
 
 from hybrid_platform import airflow_client, config, runtime
 

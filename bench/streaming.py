@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Context, summarize
+from bench.measure import Context, summarize
 
 from hybrid_platform import config, flink_ops, generator, names, runtime
 from hybrid_platform.java import java_home

@@ -477,8 +477,12 @@ def main_snapshot_id(spark: SparkSession, table: str) -> int:
     return int(rows[0]["snapshot_id"])
 
 
-def code_version() -> str:
-    """``git rev-parse HEAD`` (``-dirty`` with uncommitted changes to tracked files), else ``unknown``."""
+def code_version(cfg: config.PlatformConfig | None = None) -> str:
+    """The deployment's revision (HDP_CODE_VERSION, set in the images), else ``git rev-parse HEAD`` (``-dirty``
+    with uncommitted changes to tracked files), else ``unknown``."""
+    cfg = cfg or config.load()
+    if cfg.code_version:
+        return cfg.code_version
     try:
         run = ["git", "-C", str(config.REPO_ROOT)]
         head = subprocess.run([*run, "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
@@ -574,7 +578,7 @@ def run(
         feature_spec_version=FEATURE_SPEC_VERSION,
         parameters=parameters,
         threshold=0.5,  # replaced by the score at the alert budget below
-        code_version=code_version(),
+        code_version=code_version(cfg),
         created_at=created.isoformat(),
     )
 

@@ -53,6 +53,11 @@ RUN uv sync --locked --no-dev --python "${PYTHON_VERSION}" \
  && hdp jars --set spark --set flink --set cluster \
  && mkdir -p "${HDP_HOME}" && chown -R 50000:0 /opt/hdp && chmod -R g+rwX /opt/hdp
 
+# The source revision trained models record (.git is not in the image): docker build --build-arg
+# CODE_VERSION="$(git rev-parse HEAD)". Last, so a new revision rebuilds no layer above.
+ARG CODE_VERSION
+ENV HDP_CODE_VERSION=${CODE_VERSION:-unknown}
+
 USER 50000
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["hdp", "--help"]

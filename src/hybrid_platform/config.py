@@ -158,6 +158,9 @@ class PlatformConfig:
     #: ``ca.crt``, ``tls.crt``, ``tls.key`` (PEM, for Python) and ``keystore.jks``/``truststore.jks`` (``flink
     #: run``), as cert-manager writes them; "" for plain HTTP (the local runtime: loopback only, no jar upload).
     flink_rest_tls_dir: str = ""
+    #: The source revision this deployment runs (HDP_CODE_VERSION, set when an image is built; "" in a clone,
+    #: where git knows it).
+    code_version: str = ""
     #: Where jars are fetched from (HDP_MAVEN_REPO, a mirror); "" for Maven Central.
     maven_repository: str = ""
     flink_rest_keystore_password: str = ""
@@ -362,6 +365,7 @@ def load(environ: dict[str, str] | None = None) -> PlatformConfig:
         kafka_security=kafka_security,
         flink_rest_tls_dir=_env("HDP_FLINK_REST_TLS_DIR", "", environ),
         maven_repository=_env("HDP_MAVEN_REPO", "", environ),
+        code_version=_env("HDP_CODE_VERSION", "", environ),
         # cert-manager's keystores carry the key unencrypted beside them (tls.key): this password protects
         # nothing, so infra/ uses one documented constant (infra/k8s/flink/tls.yaml).
         flink_rest_keystore_password=_env("HDP_FLINK_REST_KEYSTORE_PASSWORD", "hdp-flink-rest-keystore", environ),

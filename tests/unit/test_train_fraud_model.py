@@ -301,3 +301,15 @@ def test_training_uses_the_features_the_online_job_served_where_it_logged_them(s
     assert rows["a"]["served"] == 1 and all(rows["a"][name] == pytest.approx(2.0) for name in FEATURE_NAMES)
     assert rows["b"]["served"] == 0 and rows["b"]["txn_count_1m"] == pytest.approx(1.0)
     assert rows["c"]["served"] == 0 and rows["c"]["txn_count_1m"] == pytest.approx(1.0)
+
+
+def test_a_model_records_the_images_revision_where_there_is_no_git(tmp_path: Any) -> None:
+    from hybrid_platform import config
+
+    built = config.load({"HDP_HOME": str(tmp_path), "HDP_CODE_VERSION": "0123abc"})
+    assert training.code_version(built) == "0123abc"
+    import subprocess
+
+    head = subprocess.run(["git", "-C", str(config.REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    in_a_clone = training.code_version(config.load({"HDP_HOME": str(tmp_path)}))
+    assert in_a_clone.removesuffix("-dirty") == (head.stdout.strip() if head.returncode == 0 else "unknown")

@@ -49,6 +49,10 @@ def kafka_round_trip(cfg: PlatformConfig, messages: int = 100) -> dict[str, Any]
     """Produce ``messages`` records and read them back with librdkafka (confluent-kafka)."""
     from confluent_kafka import Consumer, Producer
 
+    from hybrid_platform import generator
+
+    # Created by the admin: with ACLs on (HDP_KAFKA_SECURITY_PROTOCOL=sasl_ssl) the producer may not create topics.
+    generator.ensure_topics(cfg, [SMOKE_TOPIC])
     run_id = uuid.uuid4().hex
     # log_level 3: errors only; a fresh broker answers "coordinator load in progress" once, then recovers.
     producer = Producer({**cfg.kafka_client("producer"), "enable.idempotence": True, "linger.ms": 5, "log_level": 3})

@@ -153,3 +153,10 @@ def test_hdp_kafka_setup_applies_topics_users_and_acls_idempotently(secured: con
     assert "topics: all present" in result.stdout
     assert "hdp-fraud-scoring" in result.stdout and "hdp-broker" not in result.stdout
     assert _produce(secured, "producer", names.TOPIC_FRAUD_ALERTS).code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_the_demos_round_trip_works_with_acls_on(secured: config.PlatformConfig) -> None:
+    """`hdp demo`'s first step: its topic is created by the admin, the producer writes, the observer reads."""
+    from hybrid_platform import demo
+
+    assert demo.kafka_round_trip(secured, messages=20) == {"topic": names.TOPIC_SMOKE, "produced": 20, "consumed": 20}

@@ -285,6 +285,7 @@ def test_code_lists_have_the_expected_size() -> None:
 
 def test_example_records_validate_against_their_schemas() -> None:
     import jsonschema  # a declared test dependency: the parser itself never uses it
+
     txn, _ = _parse()
     assert txn is not None
     label = events.FraudLabel(VALID["txn_id"], False, NOW_MS)

@@ -81,6 +81,7 @@ def test_dlq_record_keeps_the_original_bytes_exactly(case: Case) -> None:
 
 def test_dlq_records_validate_against_their_schema() -> None:
     import jsonschema  # a declared test dependency: the parser itself never uses it
+
     validator = jsonschema.Draft202012Validator(events.load_schema("transaction_dlq.v1"))
     for case in malformed_corpus.malformed_cases(NOW_MS, seed=7):
         reason = events.parse_transaction(case.raw, now_ms=NOW_MS)[1] or ""

@@ -118,7 +118,7 @@ def test_a_bad_demo_setting_does_not_break_other_commands() -> None:
 def test_catalog_credentials_are_encoded_in_urls_and_never_passed_as_arguments(tmp_path: Path) -> None:
     from sqlalchemy.engine import make_url
 
-    from hybrid_platform import orchestration
+    from hybrid_platform import jars, orchestration
 
     secret = "p@ss/w:rd%"  # pragma: allowlist secret (test-only)
     env = {
@@ -128,6 +128,7 @@ def test_catalog_credentials_are_encoded_in_urls_and_never_passed_as_arguments(t
         "HDP_CATALOG_PASSWORD": secret,
     }
     cfg = config.load(env)
+    jars.ensure_all(cfg.jar_cache, ["spark"], cfg.maven_repository)  # spark-submit's settings name its jars
     url = make_url(cfg.catalog.sqlalchemy_uri)
     assert (url.host, url.password, url.database) == ("db", secret, "iceberg")
     conf, _ = orchestration.submit_settings(cfg, "daily_etl")

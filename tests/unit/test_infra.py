@@ -776,3 +776,19 @@ def test_spark_defaults_name_the_platform_image() -> None:
 def test_flink_image_is_used_for_the_flink_cluster() -> None:
     assert main_compose()["services"]["flink-jobmanager"]["image"] == flink_image()
     assert load_yaml_documents(K8S_DIR / "flink" / "flinkdeployment.yaml")[0]["spec"]["image"] == flink_image()
+
+
+def scram_format_arguments(script: str) -> tuple[str, str]:
+    """A storage-format script's kafka-storage.sh arguments and the @file it reads: the file holds the broker's and
+    the admin's SCRAM users, and no password is on the command line. Shared by the Compose and Kubernetes tests."""
+    for name in ("broker", "admin"):
+        principal = kafka_auth.BY_NAME[name]
+        argument = (
+            f"--add-scram={kafka_auth.SCRAM}=[name={principal.username},password=${{{principal.password_variable}}}]"
+        )
+        assert f'"{argument}"' in script, argument
+    args_file = re.search(r"> (/tmp/\S+)$", script[: script.index("kafka-storage.sh")], re.MULTILINE)
+    assert args_file, "the SCRAM arguments are not written to a file"
+    tool = re.search(r"kafka-storage\.sh format (.*?)(\|\||$)", script.replace("\\\n", " "), re.MULTILINE)
+    assert tool and f"@{args_file.group(1)}" in tool.group(1) and "password" not in tool.group(1)
+    return tool.group(1), args_file.group(1)

@@ -36,6 +36,7 @@ from test_infra import (
     load_yaml_documents,
     manifest_errors,
     properties_text,
+    scram_format_arguments,
     script_exports,
     walk,
 )
@@ -832,18 +833,9 @@ def test_the_storage_format_writes_the_broker_and_admin_scram_users() -> None:
     spec = kafka_statefulset()["spec"]["template"]["spec"]
     init = next(c for c in spec["initContainers"] if c["name"] == "format-storage")
     script = init["command"][-1]
-    for name in ("broker", "admin"):
-        principal = kafka_auth.BY_NAME[name]
-        argument = (
-            f"--add-scram={kafka_auth.SCRAM}=[name={principal.username},password=${{{principal.password_variable}}}]"
-        )
-        assert f'"{argument}"' in script, argument
-    args_file = re.search(r"> (/tmp/\S+)$", script[: script.index("kafka-storage.sh")], re.MULTILINE)
-    assert args_file, "the SCRAM arguments are not written to a file"
-    tool = re.search(r"kafka-storage\.sh format (.*?)(\|\||$)", script.replace("\\\n", " "), re.MULTILINE)
-    assert tool and f"@{args_file.group(1)}" in tool.group(1) and "password" not in tool.group(1)
-    assert "--ignore-formatted" in tool.group(1)
-    assert f"rm -f {args_file.group(1)}" in script
+    tool, args_file = scram_format_arguments(script)
+    assert "--ignore-formatted" in tool
+    assert f"rm -f {args_file}" in script
     # Its /tmp is not the broker's: the broker container cannot read the admin's password there.
     volumes = {v["name"]: v for v in spec["volumes"]}
     init_tmp = next(m["name"] for m in init["volumeMounts"] if m["mountPath"] == "/tmp")
